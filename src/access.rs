@@ -1,0 +1,142 @@
+//! Logging in and out, and API tokens: the domain calls behind the session and
+//! token routes and pages. Every change is audited before the answer goes out.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::{Credential, Principal, Scope, new_secret, secret_hash};
+use crate::db::{AuditEntry, Db, TokenInfo};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::state::AppState;
+
+pub const SESSION_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+const MAX_TOKEN_NAME: usize = 100;
+
+/// A token as shown once, at creation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewToken {
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    /// The secret: shown only here; only its hash is stored.
+    pub token: String,
+}
+
+impl AppState {
+    pub async fn audit(&self, entry: AuditEntry<'_>) -> AppResult<()> {
+        self.db.audit(entry).await?;
+        Ok(())
+    }
+
+    /// Checks the password and opens a new session; returns the cookie value.
+    /// `previous` is the session the browser already had: it is ended, so the
+    /// id always rotates on login.
+    pub async fn login(
+        &self,
+        password: String,
+        client: IpAddr,
+        previous: Option<String>,
+    ) -> AppResult<String> {
+        if let Err(retry_after) = self.login_limiter.check(client) {
+            self.audit(AuditEntry {
+                actor: &client.to_string(),
+                action: "login",
+                target: None,
+                result: "rate-limited",
+                detail: None,
+            })
+            .await?;
+            return Err(AppError::TooManyRequests { retry_after });
+        }
+        if !self.password.verify(password).await {
+            self.login_limiter.record_failure(client);
+            self.audit(AuditEntry {
+                actor: &client.to_string(),
+                action: "login",
+                target: None,
+                result: "failed",
+                detail: Some("wrong password"),
+            })
+            .await?;
+            return Err(AppError::Unauthorized);
+        }
+        self.login_limiter.record_success(client);
+        if let Some(previous) = previous {
+            self.db.delete_session(&previous).await?;
+        }
+        self.db.delete_expired_sessions().await?;
+        let session = new_secret("");
+        self.db.create_session(&secret_hash(&session), SESSION_TTL).await?;
+        self.audit(AuditEntry {
+            actor: "admin",
+            action: "login",
+            target: None,
+            result: "ok",
+            detail: Some(&format!("from {client}")),
+        })
+        .await?;
+        Ok(session)
+    }
+
+    pub async fn logout(&self, principal: &Principal) -> AppResult<()> {
+        if let Credential::Session(hash) = &principal.credential {
+            self.db.delete_session(hash).await?;
+        }
+        self.audit(AuditEntry {
+            actor: &principal.actor,
+            action: "logout",
+            target: None,
+            result: "ok",
+            detail: None,
+        })
+        .await
+    }
+
+    pub async fn create_token(
+        &self,
+        principal: &Principal,
+        name: &str,
+        scope: Scope,
+    ) -> AppResult<NewToken> {
+        issue_token(&self.db, &principal.actor, name, scope).await
+    }
+
+    pub async fn revoke_token(&self, principal: &Principal, id: i64) -> AppResult<()> {
+        let removed = self.db.delete_token(id).await?;
+        self.audit(AuditEntry {
+            actor: &principal.actor,
+            action: "token.revoke",
+            target: Some(&format!("token:{id}")),
+            result: if removed.is_some() { "ok" } else { "not-found" },
+            detail: removed.as_ref().map(|t| format!("name={}", t.name)).as_deref(),
+        })
+        .await?;
+        removed
+            .map(|_| ())
+            .ok_or_else(|| AppError::NotFound(format!("no token with id {id}")))
+    }
+}
+
+/// Creates a token and audits it; shared by the API and `unitdeck token create`.
+pub async fn issue_token(db: &Db, actor: &str, name: &str, scope: Scope) -> AppResult<NewToken> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > MAX_TOKEN_NAME || name.chars().any(char::is_control) {
+        return Err(AppError::Validation(vec![FieldError::new(
+            "name",
+            format!("1 to {MAX_TOKEN_NAME} printable characters"),
+        )]));
+    }
+    let token = new_secret("ud_");
+    let info = db.create_token(name, scope, &secret_hash(&token)).await?;
+    db.audit(AuditEntry {
+        actor,
+        action: "token.create",
+        target: Some(&format!("token:{}", info.id)),
+        result: "ok",
+        detail: Some(&format!("name={name} scope={scope}")),
+    })
+    .await?;
+    Ok(NewToken { info, token })
+}

@@ -1,0 +1,122 @@
+//! Session, token and audit routes.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::{ApiJson, ApiPath, ApiQuery, ClientIp, session_cookie};
+use crate::access::{NewToken, SESSION_TTL};
+use crate::auth::{Principal, Scope};
+use crate::db::{AuditRecord, TokenInfo};
+use crate::error::{AppResult, Problem};
+use crate::state::AppState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    password: String,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct Ok {
+    ok: bool,
+}
+
+/// Log in with the password; sets the `unitdeck_session` cookie.
+#[utoipa::path(post, path = "/api/v1/session", tag = "auth", security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = Ok, headers(("set-cookie" = String, description = "unitdeck_session=...; HttpOnly; SameSite=Strict"))),
+        (status = 401, description = "wrong password", body = Problem),
+        (status = 429, description = "too many failures", body = Problem, headers(("retry-after" = u64)))
+    ))]
+pub async fn create_session(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> AppResult<impl IntoResponse> {
+    let previous = crate::auth::session_hash_of(&headers);
+    let session = state.login(body.password, client, previous).await?;
+    let cookie = session_cookie(&headers, &session, SESSION_TTL.as_secs());
+    Ok(([(header::SET_COOKIE, cookie)], Json(Ok { ok: true })))
+}
+
+/// Log out: the session is deleted server-side.
+#[utoipa::path(delete, path = "/api/v1/session", tag = "auth",
+    responses((status = 204), (status = 401, body = Problem)))]
+pub async fn delete_session(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+) -> AppResult<impl IntoResponse> {
+    state.logout(&principal).await?;
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, session_cookie(&headers, "", 0))],
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    name: String,
+    scope: Scope,
+}
+
+/// Create an API token. The secret is in this answer only.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "auth",
+    request_body = TokenRequest,
+    responses((status = 201, body = NewToken), (status = 422, body = Problem)))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<TokenRequest>,
+) -> AppResult<impl IntoResponse> {
+    let token = state.create_token(&principal, &body.name, body.scope).await?;
+    Ok((StatusCode::CREATED, Json(token)))
+}
+
+/// List API tokens (without secrets).
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "auth",
+    responses((status = 200, body = Vec<TokenInfo>)))]
+pub async fn list_tokens(State(state): State<AppState>) -> AppResult<Json<Vec<TokenInfo>>> {
+    Ok(Json(state.db.list_tokens().await?))
+}
+
+/// Revoke an API token.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "auth",
+    params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> AppResult<StatusCode> {
+    state.revoke_token(&principal, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// At most this many records (1-1000, default 100).
+    limit: Option<u32>,
+    /// Only records with a smaller id (for paging).
+    before: Option<i64>,
+}
+
+/// The audit log, newest first.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
+    params(AuditQuery),
+    responses((status = 200, body = Vec<AuditRecord>)))]
+pub async fn audit(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> AppResult<Json<Vec<AuditRecord>>> {
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(state.db.audit_page(limit, query.before).await?))
+}

@@ -1,0 +1,110 @@
+//! The REST API under `/api/v1` and its OpenAPI document. Handlers parse, call
+//! one domain function on `AppState`, and serialise.
+
+mod access;
+mod events;
+pub use events::{KEEP_ALIVE, async_stream};
+pub mod extract;
+mod units;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::Problem;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "unitdeck",
+        description = "Control plane for the systemd services of a development container.",
+        license(name = "MIT")
+    ),
+    components(schemas(Problem)),
+    modifiers(&Security),
+    security(("bearer" = []), ("cookie" = []))
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE))),
+        );
+    }
+}
+
+/// The API routes and the OpenAPI document describing them, built together so
+/// the document cannot miss a route.
+pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(access::create_session, access::delete_session))
+        .routes(routes!(access::create_token, access::list_tokens))
+        .routes(routes!(access::delete_token))
+        .routes(routes!(access::audit))
+        .routes(routes!(units::list_units))
+        .routes(routes!(units::get_unit))
+        .routes(routes!(units::unit_action))
+        .routes(routes!(events::events))
+        .split_for_parts()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Healthz {
+    /// "ok", or "unavailable" when the system bus does not answer.
+    status: &'static str,
+    /// systemd's SystemState (running, degraded, starting, ...), null when unreachable.
+    systemd: Option<String>,
+    version: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+/// Liveness and systemd reachability; no authentication.
+#[utoipa::path(get, path = "/healthz", tag = "meta", security(()),
+    responses(
+        (status = 200, description = "systemd answers", body = Healthz),
+        (status = 503, description = "the system bus is unreachable", body = Healthz)
+    ))]
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.systemd.system_state().await {
+        Ok(systemd) => (
+            StatusCode::OK,
+            Json(Healthz {
+                status: "ok",
+                systemd: Some(systemd),
+                version: env!("CARGO_PKG_VERSION"),
+                detail: None,
+            }),
+        ),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Healthz {
+                status: "unavailable",
+                systemd: None,
+                version: env!("CARGO_PKG_VERSION"),
+                detail: Some(format!(
+                    "{e}; check that dbus is running and {} is reachable",
+                    state.config.bus_socket_path()
+                )),
+            }),
+        ),
+    }
+}

@@ -1,0 +1,83 @@
+//! Unit routes: list, detail, actions.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::extract::{ApiPath, ApiQuery};
+use crate::auth::Principal;
+use crate::error::{AppResult, Problem};
+use crate::state::AppState;
+use crate::systemd::{ActionOutcome, UnitDetail, UnitSummary};
+use crate::units::unit_filter;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UnitsQuery {
+    /// A unit type (service, timer, socket, ...) or `all`; default `service`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    unit_type: Option<String>,
+    /// Matches the active, sub, load or unit-file state (e.g. `failed`, `running`, `enabled`).
+    state: Option<String>,
+    /// Text in the name or description, case-insensitive.
+    q: Option<String>,
+}
+
+/// List units from the live cache.
+#[utoipa::path(get, path = "/api/v1/units", tag = "units",
+    params(UnitsQuery),
+    responses((status = 200, body = Vec<UnitSummary>), (status = 400, body = Problem), (status = 503, body = Problem)))]
+pub async fn list_units(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<UnitsQuery>,
+) -> AppResult<Json<Vec<UnitSummary>>> {
+    let filter = unit_filter(
+        query.unit_type.as_deref(),
+        query.state.as_deref(),
+        query.q.as_deref(),
+    )?;
+    Ok(Json(state.list_units(&filter)?))
+}
+
+/// One unit with its relationships, commands, ports and timer.
+#[utoipa::path(get, path = "/api/v1/units/{name}", tag = "units",
+    params(("name" = String, Path, description = "full unit name, e.g. dbus.service")),
+    responses((status = 200, body = UnitDetail), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_unit(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> AppResult<Json<UnitDetail>> {
+    Ok(Json(state.unit_detail(&name).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ActionQuery {
+    /// false: answer as soon as the job is queued.
+    wait: Option<bool>,
+}
+
+/// Start, stop, restart, reload, enable, disable or reset-failed a unit.
+#[utoipa::path(post, path = "/api/v1/units/{name}/{action}", tag = "units",
+    params(
+        ("name" = String, Path),
+        ("action" = String, Path, description = "start | stop | restart | reload | enable | disable | reset-failed"),
+        ActionQuery
+    ),
+    responses(
+        (status = 200, body = ActionOutcome),
+        (status = 400, body = Problem),
+        (status = 404, description = "unknown unit or action", body = Problem),
+        (status = 409, description = "the unit is protected, or systemd refused", body = Problem)
+    ))]
+pub async fn unit_action(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((name, action)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<ActionQuery>,
+) -> AppResult<Json<ActionOutcome>> {
+    let wait = query.wait.unwrap_or(true);
+    Ok(Json(state.unit_action(&principal, &name, &action, wait).await?))
+}

@@ -1,0 +1,225 @@
+//! The one gate every request passes: resolve the credential, refuse cross-site
+//! state changes made with the cookie, enforce the scope of the route.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::{Credential, Principal, Scope, secret_hash};
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub const SESSION_COOKIE: &str = "unitdeck_session";
+
+/// Routes anyone may call (API.md "Authentication").
+fn is_public(method: &Method, path: &str) -> bool {
+    matches!(path, "/healthz" | "/login" | "/api/openapi.json" | "/favicon.ico")
+        || path.starts_with("/static/")
+        || (path == "/api/v1/session" && method == Method::POST)
+}
+
+/// The least scope a request needs: GETs read, unit actions operate, the rest admin.
+fn required_scope(method: &Method, path: &str) -> Scope {
+    if matches!(*method, Method::GET | Method::HEAD) {
+        return Scope::Read;
+    }
+    let is_unit_action = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(name, action)| !name.is_empty() && !action.is_empty() && !action.contains('/'))
+    };
+    if *method == Method::POST && (is_unit_action("/api/v1/units/") || is_unit_action("/ui/units/")) {
+        Scope::Operate
+    } else {
+        Scope::Admin
+    }
+}
+
+fn is_state_changing(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// A request the browser marks as cross-site, or whose Origin names another host.
+pub fn is_cross_site(headers: &HeaderMap) -> bool {
+    let header_str = |name| headers.get(name).and_then(|v: &header::HeaderValue| v.to_str().ok());
+    if header_str("sec-fetch-site") == Some("cross-site") {
+        return true;
+    }
+    let Some(origin) = header_str("origin") else {
+        return false;
+    };
+    // "null" origins (sandboxed frames, file:) are never same-site.
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest));
+    match (origin_host, header_str("host")) {
+        (Some(origin_host), Some(host)) => !origin_host.eq_ignore_ascii_case(host),
+        _ => true,
+    }
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The session cookie's hash, if the request carries one (used by logout and login).
+pub fn session_hash(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, SESSION_COOKIE).map(secret_hash)
+}
+
+async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, AppError> {
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        let token = auth
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(AppError::Unauthorized)?;
+        let info = state
+            .db
+            .find_token(&secret_hash(token.trim()))
+            .await?
+            .ok_or(AppError::Unauthorized)?;
+        return Ok(Some(Principal {
+            actor: format!("token:{}", info.name),
+            scope: info.scope,
+            credential: Credential::Token(info.id),
+        }));
+    }
+    if let Some(hash) = session_hash(headers)
+        && state.db.session_is_valid(&hash).await?
+    {
+        return Ok(Some(Principal {
+            actor: "admin".to_string(),
+            scope: Scope::Admin,
+            credential: Credential::Session(hash),
+        }));
+    }
+    Ok(None)
+}
+
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let is_api = path.starts_with("/api/");
+    let public = is_public(&method, &path);
+
+    let principal = match resolve(&state, req.headers()).await {
+        Ok(p) => p,
+        // A bad token is refused even on public routes: the caller meant to authenticate.
+        Err(e) => return e.into_response(),
+    };
+    let via_cookie = principal.as_ref().is_none_or(Principal::is_session);
+    if is_state_changing(&method) && via_cookie && is_cross_site(req.headers()) {
+        let err = AppError::Forbidden("cross-site request refused".into());
+        return if is_api {
+            err.into_response()
+        } else {
+            crate::web::PageError(err).into_response()
+        };
+    }
+    match principal {
+        Some(principal) => {
+            let needed = required_scope(&method, &path);
+            if !public && principal.scope < needed {
+                return AppError::Forbidden(format!(
+                    "this token's scope is {}; this request needs {needed}",
+                    principal.scope
+                ))
+                .into_response();
+            }
+            req.extensions_mut().insert(principal);
+        }
+        None if public => {}
+        None if is_api || path.starts_with("/ui/") => return AppError::Unauthorized.into_response(),
+        None => {
+            let target = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            let next = if target == "/" {
+                String::new()
+            } else {
+                format!("?next={}", urlencode(target))
+            };
+            return Redirect::to(&format!("/login{next}")).into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Percent-encodes everything but unreserved characters.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn cross_site_detection() {
+        assert!(!is_cross_site(&headers(&[("host", "box:8035")])));
+        assert!(!is_cross_site(&headers(&[
+            ("host", "box:8035"),
+            ("origin", "http://box:8035"),
+            ("sec-fetch-site", "same-origin"),
+        ])));
+        assert!(is_cross_site(&headers(&[("host", "box:8035"), ("sec-fetch-site", "cross-site")])));
+        assert!(is_cross_site(&headers(&[("host", "box:8035"), ("origin", "http://evil.example")])));
+        assert!(is_cross_site(&headers(&[("host", "box:8035"), ("origin", "http://box:9999")])));
+        assert!(is_cross_site(&headers(&[("host", "box:8035"), ("origin", "null")])));
+    }
+
+    #[test]
+    fn scopes_per_route() {
+        assert_eq!(required_scope(&Method::GET, "/api/v1/units"), Scope::Read);
+        assert_eq!(required_scope(&Method::POST, "/api/v1/units/a.service/start"), Scope::Operate);
+        assert_eq!(required_scope(&Method::POST, "/ui/units/a.service/stop"), Scope::Operate);
+        assert_eq!(required_scope(&Method::POST, "/api/v1/unit-files"), Scope::Admin);
+        assert_eq!(required_scope(&Method::POST, "/api/v1/tokens"), Scope::Admin);
+        assert_eq!(required_scope(&Method::DELETE, "/api/v1/units/a.service/x"), Scope::Admin);
+        assert_eq!(required_scope(&Method::POST, "/api/v1/unit-files/a/rollback"), Scope::Admin);
+    }
+
+    #[test]
+    fn public_routes() {
+        assert!(is_public(&Method::GET, "/healthz"));
+        assert!(is_public(&Method::POST, "/api/v1/session"));
+        assert!(!is_public(&Method::DELETE, "/api/v1/session"));
+        assert!(is_public(&Method::GET, "/static/app.css"));
+        assert!(!is_public(&Method::GET, "/api/v1/units"));
+        assert!(!is_public(&Method::GET, "/"));
+    }
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let h = headers(&[("cookie", "a=1; unitdeck_session=abc; b=2")]);
+        assert_eq!(cookie_value(&h, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie_value(&headers(&[]), SESSION_COOKIE), None);
+    }
+}

@@ -1,0 +1,139 @@
+//! unitdeck: a web control plane for the systemd services of a development container.
+//!
+//! The router is assembled here; `serve` wires configuration, the database,
+//! the systemd watcher and the journal hub into it.
+
+pub mod access;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod ports;
+pub mod state;
+pub mod systemd;
+pub mod units;
+pub mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::compression::CompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{LoginLimiter, PasswordVerifier};
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::systemd::Systemd;
+use crate::systemd::journal::JournalHub;
+
+/// The whole HTTP surface: API, pages, static files, behind the auth gate.
+pub fn app(state: AppState) -> Router {
+    let (api, openapi) = api::router();
+    let openapi_json: Arc<str> = openapi.to_json().unwrap_or_default().into();
+    Router::new()
+        .merge(api)
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let json = openapi_json.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], json.to_string()) }
+            }),
+        )
+        .merge(web::router())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .layer(DefaultBodyLimit::max(api::extract::MAX_BODY))
+        // SSE responses are excluded by the default predicate, so streams are never buffered.
+        .layer(CompressionLayer::new())
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> Response {
+    let err = AppError::NotFound(format!("no route for {}", uri.path()));
+    if uri.path().starts_with("/api/") {
+        err.into_response()
+    } else {
+        web::PageError(err).into_response()
+    }
+}
+
+/// The unit unitdeck itself runs in, from its cgroup (None when started by hand).
+fn own_unit() -> Option<String> {
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    ports::unit_from_cgroup(&cgroup).filter(|u| u.ends_with(".service"))
+}
+
+/// Builds the state: opens the database, resolves the password, starts the watchers.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(&config.state_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the state directory {}: {e}",
+            config.state_dir.display()
+        )
+    })?;
+    let db = Db::open(&config.database_path()).await?;
+    let password =
+        PasswordVerifier::from_source(&config.password, &db, &config.initial_password_path())
+            .await?;
+    let systemd = Systemd::start(config.bus_address.clone(), own_unit());
+    Ok(AppState {
+        config: Arc::new(config),
+        db,
+        systemd,
+        journal: Arc::new(JournalHub::new()),
+        password,
+        login_limiter: Arc::new(LoginLimiter::default()),
+    })
+}
+
+/// `unitdeck serve`.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let state = build_state(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    tracing::info!(%listen, version = env!("CARGO_PKG_VERSION"), "unitdeck is serving");
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+}

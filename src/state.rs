@@ -1,0 +1,19 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use crate::auth::{LoginLimiter, PasswordVerifier};
+use crate::config::Config;
+use crate::db::Db;
+use crate::systemd::Systemd;
+use crate::systemd::journal::JournalHub;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub systemd: Systemd,
+    pub journal: Arc<JournalHub>,
+    pub password: PasswordVerifier,
+    pub login_limiter: Arc<LoginLimiter>,
+}

@@ -1,0 +1,731 @@
+//! The unit cache. At (re)connect: Subscribe, ListUnits (+ unit files not loaded),
+//! one GetAll per unit. Afterwards systemd's signals keep it current:
+//! PropertiesChanged for state, UnitNew/UnitRemoved for the set, Reloading for a
+//! full resync, UnitFilesChanged for enablement. Requests only read the cache.
+//! MemoryCurrent and CPUUsageNSec send no signals: a timer refreshes them while
+//! someone is looking.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::{StreamExt, stream};
+use tokio::sync::{broadcast, mpsc};
+use zbus::MessageStream;
+use zbus::message::Type as MessageType;
+
+use super::manager::{Bus, UnitAction};
+use super::names::{is_template, unit_name_from_object_path, unit_object_path, unit_type};
+use super::props::{PropertyMap, UnitRecord, calendar_specs, exec_argv, string, strings, u64_of};
+use super::{
+    ActionOutcome, Health, SystemdError, TimerInfo, UnitDetail, UnitSummary, format_usec,
+};
+
+/// A change the events stream and the dashboard push to viewers.
+#[derive(Debug, Clone)]
+pub enum UnitEvent {
+    Changed(Box<UnitSummary>),
+    Removed(String),
+    /// The cache was rebuilt (reconnect, daemon-reload): viewers should re-read it all.
+    Resync,
+}
+
+/// Units unitdeck must never take away, before adding what they require.
+const PROTECTED_BASE: &[&str] = &[
+    "dbus.service",
+    "dbus.socket",
+    "dbus-broker.service",
+    "systemd-journald.service",
+    "systemd-journald.socket",
+    "systemd-journald-dev-log.socket",
+    "systemd-journald-audit.socket",
+    "init.scope",
+    "-.slice",
+    "system.slice",
+];
+
+/// How often memory/CPU are refreshed, and for how long after the last look.
+const STATS_PERIOD: Duration = Duration::from_secs(3);
+const INTEREST_WINDOW_SECS: i64 = 30;
+/// Parallel D-Bus calls while (re)loading the cache.
+const LOAD_CONCURRENCY: usize = 16;
+
+#[derive(Clone)]
+pub struct Systemd {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    address: String,
+    own_unit: Option<String>,
+    bus: RwLock<Option<Bus>>,
+    connected: AtomicBool,
+    last_error: RwLock<Option<String>>,
+    units: RwLock<BTreeMap<String, UnitRecord>>,
+    protected: RwLock<HashSet<String>>,
+    managed: RwLock<HashSet<String>>,
+    health: RwLock<HashMap<String, Health>>,
+    events: broadcast::Sender<UnitEvent>,
+    /// Unix seconds of the last request that showed unit state.
+    last_interest: AtomicI64,
+    /// JobRemoved signals, for actions waiting on their job.
+    jobs: broadcast::Sender<(String, String)>,
+}
+
+/// A systemd signal, queued for the watcher.
+enum Signal {
+    Properties(zbus::Message),
+    UnitNew(String),
+    UnitRemoved(String),
+    Reloaded,
+    UnitFilesChanged,
+    JobRemoved { job: String, result: String },
+    /// A stream ended: the connection is gone.
+    Closed,
+}
+
+/// Aborts a forwarding task when the watcher session ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn forward(
+    mut stream: futures_util::stream::BoxStream<'static, Signal>,
+    tx: mpsc::UnboundedSender<Signal>,
+) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        while let Some(signal) = stream.next().await {
+            if tx.send(signal).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Signal::Closed);
+    }))
+}
+
+/// Filters of `GET /api/v1/units`.
+#[derive(Debug, Default, Clone)]
+pub struct UnitFilter {
+    /// A unit type (`service`), or None for every type.
+    pub unit_type: Option<String>,
+    /// Matches the active, sub, load or unit-file state.
+    pub state: Option<String>,
+    /// Case-insensitive text in the name or description.
+    pub text: Option<String>,
+}
+
+impl Systemd {
+    /// Starts the watcher and returns at once; the cache fills when the bus answers.
+    pub fn start(address: String, own_unit: Option<String>) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        let systemd = Self {
+            inner: Arc::new(Inner {
+                address,
+                own_unit,
+                bus: RwLock::new(None),
+                connected: AtomicBool::new(false),
+                last_error: RwLock::new(None),
+                units: RwLock::new(BTreeMap::new()),
+                protected: RwLock::new(HashSet::new()),
+                managed: RwLock::new(HashSet::new()),
+                health: RwLock::new(HashMap::new()),
+                events,
+                last_interest: AtomicI64::new(0),
+                jobs: broadcast::channel(1024).0,
+            }),
+        };
+        tokio::spawn(systemd.clone().watch_forever());
+        tokio::spawn(systemd.clone().refresh_stats_forever());
+        systemd
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.inner.connected.load(Ordering::Acquire)
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.last_error.read().unwrap().clone()
+    }
+
+    pub fn own_unit(&self) -> Option<&str> {
+        self.inner.own_unit.as_deref()
+    }
+
+    /// systemd's SystemState, read live (healthz must tell a dead bus from a stale cache).
+    pub async fn system_state(&self) -> Result<String, SystemdError> {
+        if !self.is_connected() {
+            return Err(SystemdError::Disconnected(
+                self.last_error()
+                    .unwrap_or_else(|| "still loading the unit list".to_string()),
+            ));
+        }
+        self.bus()?.system_state().await
+    }
+
+    pub fn bus(&self) -> Result<Bus, SystemdError> {
+        self.inner.bus.read().unwrap().clone().ok_or_else(|| {
+            SystemdError::Disconnected(
+                self.last_error()
+                    .unwrap_or_else(|| "not connected yet".to_string()),
+            )
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<UnitEvent> {
+        self.note_interest();
+        self.inner.events.subscribe()
+    }
+
+    /// Someone is looking: keep memory/CPU fresh for a while.
+    pub fn note_interest(&self) {
+        self.inner
+            .last_interest
+            .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
+    }
+
+    fn summary_of(&self, record: &UnitRecord) -> UnitSummary {
+        let name = &record.name;
+        UnitSummary {
+            name: name.clone(),
+            description: record.description.clone(),
+            unit_type: unit_type(name).to_string(),
+            load_state: record.load_state.clone(),
+            active_state: record.active_state.clone(),
+            sub_state: record.sub_state.clone(),
+            unit_file_state: record.unit_file_state.clone(),
+            main_pid: record.main_pid,
+            memory_bytes: record.memory_bytes,
+            cpu_usage_ns: record.cpu_usage_ns,
+            active_since: record.active_since.clone(),
+            n_restarts: record.n_restarts,
+            managed: self.inner.managed.read().unwrap().contains(name),
+            protected: self.is_protected(name),
+            health: self.inner.health.read().unwrap().get(name).copied(),
+        }
+    }
+
+    pub fn is_protected(&self, name: &str) -> bool {
+        self.inner.protected.read().unwrap().contains(name)
+            || self.inner.own_unit.as_deref() == Some(name)
+    }
+
+    /// Summaries from the cache, sorted by name.
+    pub fn list(&self, filter: &UnitFilter) -> Vec<UnitSummary> {
+        self.note_interest();
+        let text = filter.text.as_ref().map(|t| t.to_lowercase());
+        let units = self.inner.units.read().unwrap();
+        units
+            .values()
+            .filter(|r| {
+                filter
+                    .unit_type
+                    .as_deref()
+                    .is_none_or(|t| unit_type(&r.name) == t)
+            })
+            .filter(|r| {
+                filter.state.as_deref().is_none_or(|s| {
+                    [&r.active_state, &r.sub_state, &r.load_state, &r.unit_file_state]
+                        .iter()
+                        .any(|v| v.as_deref() == Some(s))
+                })
+            })
+            .filter(|r| {
+                text.as_deref().is_none_or(|t| {
+                    r.name.to_lowercase().contains(t)
+                        || r.description
+                            .as_deref()
+                            .is_some_and(|d| d.to_lowercase().contains(t))
+                })
+            })
+            .map(|r| self.summary_of(r))
+            .collect()
+    }
+
+    pub fn summary(&self, name: &str) -> Option<UnitSummary> {
+        let units = self.inner.units.read().unwrap();
+        units.get(name).map(|r| self.summary_of(r))
+    }
+
+    pub fn unit_count(&self) -> usize {
+        self.inner.units.read().unwrap().len()
+    }
+
+    /// The cached summary, or the unit loaded from disk when it is not in the cache.
+    /// Unknown units are `NoSuchUnit`.
+    pub async fn find(&self, name: &str) -> Result<UnitSummary, SystemdError> {
+        if let Some(summary) = self.summary(name) {
+            return Ok(summary);
+        }
+        self.refresh_unit(name).await?;
+        self.summary(name)
+            .ok_or_else(|| SystemdError::NoSuchUnit(name.to_string()))
+    }
+
+    /// Everything `GET /api/v1/units/{name}` shows; one GetAll per interface.
+    pub async fn detail(&self, name: &str) -> Result<UnitDetail, SystemdError> {
+        let bus = self.bus()?;
+        let path = bus.load_unit(name).await?;
+        let (unit_props, type_props) = bus.unit_properties(path.as_str(), name).await?;
+        if string_prop(&unit_props, "LoadState").as_deref() == Some("not-found") {
+            return Err(SystemdError::NoSuchUnit(name.to_string()));
+        }
+        let record = self.store(name, &unit_props, &type_props);
+        let summary = self.summary_of(&record);
+        let list = |key: &str| unit_props.get(key).map(strings).unwrap_or_default();
+        let timer = (unit_type(name) == "timer").then(|| TimerInfo {
+            schedule: type_props
+                .get("TimersCalendar")
+                .map(calendar_specs)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.join("; ")),
+            next_elapse: type_props
+                .get("NextElapseUSecRealtime")
+                .and_then(u64_of)
+                .and_then(format_usec),
+            last_trigger: type_props
+                .get("LastTriggerUSec")
+                .and_then(u64_of)
+                .and_then(format_usec),
+        });
+        Ok(UnitDetail {
+            fragment_path: record.fragment_path.clone(),
+            exec_start: type_props.get("ExecStart").map(exec_argv).unwrap_or_default(),
+            requires: list("Requires"),
+            wants: list("Wants"),
+            after: list("After"),
+            before: list("Before"),
+            required_by: list("RequiredBy"),
+            wanted_by: list("WantedBy"),
+            listen_ports: Vec::new(),
+            invocation_id: record.invocation_id.clone(),
+            timer,
+            summary,
+        })
+    }
+
+    /// Refuses to take protected units away, runs the action, and answers with
+    /// the job's result and the unit as systemd reports it afterwards.
+    pub async fn run_action(
+        &self,
+        name: &str,
+        action: UnitAction,
+        wait: bool,
+    ) -> Result<ActionOutcome, SystemdError> {
+        // Resolve first: an unknown unit is a 404 whatever the action.
+        self.find(name).await?;
+        if action.is_removal() && self.is_protected(name) {
+            return Err(SystemdError::Refused(format!(
+                "{name} is protected: unitdeck will not {} it",
+                action.as_str()
+            )));
+        }
+        let job = self
+            .bus()?
+            .run_action(name, action, wait, self.job_results())
+            .await?;
+        self.refresh_unit(name).await?;
+        let unit = self
+            .summary(name)
+            .ok_or_else(|| SystemdError::NoSuchUnit(name.to_string()))?;
+        Ok(ActionOutcome { job, unit })
+    }
+
+    /// Marks which units unitdeck created (from the database).
+    pub fn set_managed(&self, names: impl IntoIterator<Item = String>) {
+        *self.inner.managed.write().unwrap() = names.into_iter().collect();
+    }
+
+    /// Records a unit's health and tells viewers when it changed.
+    pub fn set_health(&self, name: &str, health: Option<Health>) {
+        let changed = {
+            let mut map = self.inner.health.write().unwrap();
+            match health {
+                Some(h) => map.insert(name.to_string(), h) != Some(h),
+                None => map.remove(name).is_some(),
+            }
+        };
+        if changed && let Some(summary) = self.summary(name) {
+            let _ = self.inner.events.send(UnitEvent::Changed(Box::new(summary)));
+        }
+    }
+
+    /// Reads one unit fresh from systemd into the cache (and tells viewers).
+    pub async fn refresh_unit(&self, name: &str) -> Result<(), SystemdError> {
+        let bus = self.bus()?;
+        let path = bus.load_unit(name).await?;
+        let unit_props = bus.get_all(path.as_str(), "org.freedesktop.systemd1.Unit").await?;
+        if string_prop(&unit_props, "LoadState").as_deref() == Some("not-found") {
+            return Err(SystemdError::NoSuchUnit(name.to_string()));
+        }
+        let service_props = if unit_type(name) == "service" {
+            bus.service_fields(path.as_str()).await
+        } else {
+            PropertyMap::new()
+        };
+        self.store(name, &unit_props, &service_props);
+        Ok(())
+    }
+
+    /// Applies property maps to a unit's record, emitting a change when it shows.
+    fn store(&self, name: &str, a: &PropertyMap, b: &PropertyMap) -> UnitRecord {
+        let (record, changed) = {
+            let mut units = self.inner.units.write().unwrap();
+            let record = units
+                .entry(name.to_string())
+                .or_insert_with(|| UnitRecord::new(name.to_string()));
+            let before = record.clone();
+            record.apply(a);
+            record.apply(b);
+            (record.clone(), visible_change(&before, record))
+        };
+        if changed {
+            let _ = self
+                .inner
+                .events
+                .send(UnitEvent::Changed(Box::new(self.summary_of(&record))));
+        }
+        record
+    }
+
+    // --- the watcher ----------------------------------------------------------
+
+    async fn watch_forever(self) {
+        let mut delay = Duration::from_millis(250);
+        loop {
+            let error = match self.watch_once().await {
+                Ok(()) => "the system bus closed the connection".to_string(),
+                Err(e) => e.to_string(),
+            };
+            let was_connected = self.inner.connected.swap(false, Ordering::AcqRel);
+            *self.inner.bus.write().unwrap() = None;
+            *self.inner.last_error.write().unwrap() = Some(error.clone());
+            if was_connected {
+                delay = Duration::from_millis(250);
+            }
+            tracing::error!(
+                "cannot talk to systemd over the system bus at {} ({error}); \
+                 is dbus running and the socket reachable? retrying in {:?}",
+                self.inner.address,
+                delay
+            );
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn watch_once(&self) -> Result<(), SystemdError> {
+        let bus = Bus::connect(&self.inner.address).await?;
+        // Every signal stream is drained at once by its own task into one
+        // unbounded queue: zbus stops reading the socket (method replies too)
+        // while any stream's buffer is full, so nothing may wait on a slow consumer.
+        let (tx, mut signals) = mpsc::unbounded_channel();
+        let _forwarders = self.forward_signals(&bus, tx).await?;
+        bus.manager().subscribe().await?;
+        *self.inner.bus.write().unwrap() = Some(bus.clone());
+        self.resync(&bus).await?;
+        self.inner.connected.store(true, Ordering::Release);
+        *self.inner.last_error.write().unwrap() = None;
+        tracing::info!(
+            units = self.unit_count(),
+            address = %self.inner.address,
+            "connected to systemd"
+        );
+        while let Some(signal) = signals.recv().await {
+            match signal {
+                Signal::Properties(msg) => self.on_properties_changed(&msg),
+                Signal::UnitNew(name) => {
+                    let exists = self.inner.units.read().unwrap().contains_key(&name);
+                    if !exists {
+                        self.load_into_cache(&bus, &name).await;
+                    }
+                }
+                Signal::UnitRemoved(name) => self.on_unit_removed(&name),
+                Signal::Reloaded => self.resync(&bus).await?,
+                Signal::UnitFilesChanged => self.refresh_unit_file_states(&bus).await,
+                Signal::JobRemoved { job, result } => {
+                    let _ = self.inner.jobs.send((job, result));
+                }
+                Signal::Closed => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts one task per signal stream; they end when the returned guards drop.
+    async fn forward_signals(
+        &self,
+        bus: &Bus,
+        tx: mpsc::UnboundedSender<Signal>,
+    ) -> Result<Vec<AbortOnDrop>, SystemdError> {
+        let manager = bus.manager();
+        let rule = zbus::MatchRule::builder()
+            .msg_type(MessageType::Signal)
+            .sender("org.freedesktop.systemd1")
+            .interface("org.freedesktop.DBus.Properties")
+            .member("PropertiesChanged")
+            .path_namespace("/org/freedesktop/systemd1/unit")
+            .build()?;
+        let changes = MessageStream::for_match_rule(rule, bus.connection(), None)
+            .await?
+            .filter_map(|m| async move { m.ok().map(Signal::Properties) });
+        let unit_new = manager
+            .receive_unit_new()
+            .await?
+            .filter_map(|s| async move { s.args().ok().map(|a| Signal::UnitNew(a.id.clone())) });
+        let unit_removed = manager.receive_unit_removed().await?.filter_map(|s| async move {
+            s.args().ok().map(|a| Signal::UnitRemoved(a.id.clone()))
+        });
+        let reloading = manager.receive_reloading().await?.filter_map(|s| async move {
+            matches!(s.args(), Ok(a) if !a.active).then_some(Signal::Reloaded)
+        });
+        let files = manager
+            .receive_unit_files_changed()
+            .await?
+            .map(|_| Signal::UnitFilesChanged);
+        let jobs = manager.receive_job_removed().await?.filter_map(|s| async move {
+            s.args().ok().map(|a| Signal::JobRemoved {
+                job: a.job.to_string(),
+                result: a.result.clone(),
+            })
+        });
+        Ok(vec![
+            forward(changes.boxed(), tx.clone()),
+            forward(unit_new.boxed(), tx.clone()),
+            forward(unit_removed.boxed(), tx.clone()),
+            forward(reloading.boxed(), tx.clone()),
+            forward(files.boxed(), tx.clone()),
+            forward(jobs.boxed(), tx),
+        ])
+    }
+
+    /// Job results as they finish (`(job object path, result)`); subscribe before queuing a job.
+    pub fn job_results(&self) -> broadcast::Receiver<(String, String)> {
+        self.inner.jobs.subscribe()
+    }
+
+    fn on_properties_changed(&self, msg: &zbus::Message) {
+        let header = msg.header();
+        let Some(name) = header
+            .path()
+            .and_then(|p| unit_name_from_object_path(p.as_str()))
+        else {
+            return;
+        };
+        let Ok((_interface, changed, _invalidated)) = msg
+            .body()
+            .deserialize::<(String, PropertyMap, Vec<String>)>()
+        else {
+            return;
+        };
+        if self.inner.units.read().unwrap().contains_key(&name) {
+            self.store(&name, &changed, &PropertyMap::new());
+        }
+    }
+
+    /// systemd unloads inactive units it no longer needs. One with a unit file
+    /// still exists for the user (it can be started again), so it stays listed
+    /// as inactive; anything else leaves the list.
+    fn on_unit_removed(&self, name: &str) {
+        let keep = {
+            let units = self.inner.units.read().unwrap();
+            units
+                .get(name)
+                .and_then(|r| r.fragment_path.as_deref())
+                .is_some_and(|p| std::path::Path::new(p).exists())
+        };
+        if keep {
+            let dead: PropertyMap = [
+                ("ActiveState", "inactive"),
+                ("SubState", "dead"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), zbus::OwnedVariant::try_from(zbus::Variant::from(v)).expect("string variant")))
+            .chain([(
+                "MainPID".to_string(),
+                zbus::OwnedVariant::try_from(zbus::Variant::from(0u32)).expect("u32 variant"),
+            )])
+            .collect();
+            self.store(name, &dead, &PropertyMap::new());
+        } else if self.inner.units.write().unwrap().remove(name).is_some() {
+            let _ = self.inner.events.send(UnitEvent::Removed(name.to_string()));
+        }
+    }
+
+    async fn load_into_cache(&self, bus: &Bus, name: &str) {
+        match fetch_unit(bus, name).await {
+            Ok(Some(record)) => {
+                let summary = self.summary_of(&record);
+                self.inner.units.write().unwrap().insert(name.to_string(), record);
+                let _ = self.inner.events.send(UnitEvent::Changed(Box::new(summary)));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(unit = name, error = %e, "could not read a new unit"),
+        }
+    }
+
+    /// Rebuilds the cache from ListUnits plus unit files that are not loaded.
+    async fn resync(&self, bus: &Bus) -> Result<(), SystemdError> {
+        let listed = bus.list_units().await?;
+        let files = bus.list_unit_files().await?;
+        let mut names: Vec<String> = listed.iter().map(|u| u.name.clone()).collect();
+        let loaded: HashSet<&str> = names.iter().map(String::as_str).collect();
+        let extra: Vec<String> = files
+            .iter()
+            .filter(|(name, state)| {
+                !loaded.contains(name.as_str())
+                    && !is_template(name)
+                    && !matches!(state.as_str(), "masked" | "masked-runtime" | "alias")
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.extend(extra);
+        let records: Vec<UnitRecord> = stream::iter(names)
+            .map(|name| async move { fetch_unit(bus, &name).await.ok().flatten() })
+            .buffer_unordered(LOAD_CONCURRENCY)
+            .filter_map(|r| async move { r })
+            .collect()
+            .await;
+        let fresh: BTreeMap<String, UnitRecord> =
+            records.into_iter().map(|r| (r.name.clone(), r)).collect();
+        let protected = self.compute_protected(bus).await;
+        *self.inner.protected.write().unwrap() = protected;
+        *self.inner.units.write().unwrap() = fresh;
+        let _ = self.inner.events.send(UnitEvent::Resync);
+        Ok(())
+    }
+
+    /// The protected base units plus everything they require, transitively.
+    async fn compute_protected(&self, bus: &Bus) -> HashSet<String> {
+        let mut todo: Vec<String> = PROTECTED_BASE.iter().map(|s| s.to_string()).collect();
+        todo.extend(self.inner.own_unit.clone());
+        let mut seen = HashSet::new();
+        while let Some(name) = todo.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let path = unit_object_path(&name);
+            if let Ok(props) = bus.get_all(&path, "org.freedesktop.systemd1.Unit").await {
+                for key in ["Requires", "BindsTo", "Requisite"] {
+                    todo.extend(props.get(key).map(strings).unwrap_or_default());
+                }
+            }
+        }
+        seen
+    }
+
+    async fn refresh_unit_file_states(&self, bus: &Bus) {
+        let names: Vec<String> = self.inner.units.read().unwrap().keys().cloned().collect();
+        let updates: Vec<(String, PropertyMap)> = stream::iter(names)
+            .map(|name| async move {
+                let value = bus
+                    .get(&unit_object_path(&name), "org.freedesktop.systemd1.Unit", "UnitFileState")
+                    .await
+                    .ok()?;
+                Some((name, PropertyMap::from([("UnitFileState".to_string(), value)])))
+            })
+            .buffer_unordered(LOAD_CONCURRENCY)
+            .filter_map(|r| async move { r })
+            .collect()
+            .await;
+        for (name, props) in updates {
+            if self.inner.units.read().unwrap().contains_key(&name) {
+                self.store(&name, &props, &PropertyMap::new());
+            }
+        }
+    }
+
+    async fn refresh_stats_forever(self) {
+        let mut tick = tokio::time::interval(STATS_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let idle = chrono::Utc::now().timestamp()
+                - self.inner.last_interest.load(Ordering::Relaxed)
+                > INTEREST_WINDOW_SECS;
+            let Ok(bus) = self.bus() else { continue };
+            if idle && self.inner.events.receiver_count() == 0 {
+                continue;
+            }
+            self.refresh_stats(&bus).await;
+        }
+    }
+
+    /// Memory and CPU of running services; stored without an event (they change constantly).
+    async fn refresh_stats(&self, bus: &Bus) {
+        let running: Vec<String> = {
+            let units = self.inner.units.read().unwrap();
+            units
+                .values()
+                .filter(|r| unit_type(&r.name) == "service")
+                .filter(|r| {
+                    !matches!(r.active_state.as_deref(), Some("inactive") | Some("failed"))
+                })
+                .map(|r| r.name.clone())
+                .collect()
+        };
+        let stats: Vec<(String, PropertyMap)> = stream::iter(running)
+            .map(|name| async move {
+                let path = unit_object_path(&name);
+                let mut map = PropertyMap::new();
+                for key in ["MemoryCurrent", "CPUUsageNSec"] {
+                    if let Ok(v) = bus.get(&path, "org.freedesktop.systemd1.Service", key).await {
+                        map.insert(key.to_string(), v);
+                    }
+                }
+                (name, map)
+            })
+            .buffer_unordered(LOAD_CONCURRENCY)
+            .collect()
+            .await;
+        let mut units = self.inner.units.write().unwrap();
+        for (name, map) in stats {
+            if let Some(record) = units.get_mut(&name) {
+                record.apply(&map);
+            }
+        }
+    }
+}
+
+/// Reads a unit's record; None for names systemd does not know.
+async fn fetch_unit(bus: &Bus, name: &str) -> Result<Option<UnitRecord>, SystemdError> {
+    let path = unit_object_path(name);
+    let unit_props = match bus.get_all(&path, "org.freedesktop.systemd1.Unit").await {
+        Ok(p) => p,
+        // Not loaded: load it (unit files that are installed but idle).
+        Err(_) => {
+            let loaded = bus.load_unit(name).await?;
+            bus.get_all(loaded.as_str(), "org.freedesktop.systemd1.Unit")
+                .await?
+        }
+    };
+    if string_prop(&unit_props, "LoadState").as_deref() == Some("not-found") {
+        return Ok(None);
+    }
+    let mut record = UnitRecord::new(name.to_string());
+    record.apply(&unit_props);
+    if unit_type(name) == "service" {
+        record.apply(&bus.service_fields(&path).await);
+    }
+    Ok(Some(record))
+}
+
+fn string_prop(props: &PropertyMap, key: &str) -> Option<String> {
+    props.get(key).and_then(string)
+}
+
+/// True when a change is one the events stream reports (not memory/CPU).
+fn visible_change(before: &UnitRecord, after: &UnitRecord) -> bool {
+    before.description != after.description
+        || before.load_state != after.load_state
+        || before.active_state != after.active_state
+        || before.sub_state != after.sub_state
+        || before.unit_file_state != after.unit_file_state
+        || before.main_pid != after.main_pid
+        || before.n_restarts != after.n_restarts
+        || before.active_since != after.active_since
+}

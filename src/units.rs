@@ -1,0 +1,145 @@
+//! The unit operations behind both the JSON API and the HTML pages.
+
+use crate::auth::Principal;
+use crate::db::AuditEntry;
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::systemd::names::{UNIT_TYPES, is_valid_unit_name};
+use crate::systemd::watch::UnitFilter;
+use crate::systemd::{ActionOutcome, SystemdError, UnitAction, UnitDetail, UnitSummary};
+
+/// A unit name from a URL, refused with 400 before it can reach D-Bus.
+pub fn checked_unit_name(name: &str) -> AppResult<&str> {
+    if is_valid_unit_name(name) {
+        Ok(name)
+    } else {
+        Err(AppError::BadRequest(format!(
+            "{name:?} is not a valid unit name (expected e.g. foo.service)"
+        )))
+    }
+}
+
+/// Builds a list filter from query parameters; `type` defaults to service, `all` means every type.
+pub fn unit_filter(
+    unit_type: Option<&str>,
+    state: Option<&str>,
+    text: Option<&str>,
+) -> AppResult<UnitFilter> {
+    let unit_type = match unit_type.unwrap_or("service") {
+        "all" => None,
+        t if UNIT_TYPES.contains(&t) => Some(t.to_string()),
+        other => {
+            return Err(AppError::BadRequest(format!(
+                "unknown unit type {other:?}: use all or one of {}",
+                UNIT_TYPES.join(", ")
+            )));
+        }
+    };
+    let non_empty = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+    Ok(UnitFilter {
+        unit_type,
+        state: non_empty(state),
+        text: non_empty(text),
+    })
+}
+
+impl AppState {
+    pub fn list_units(&self, filter: &UnitFilter) -> AppResult<Vec<UnitSummary>> {
+        self.require_bus_seen()?;
+        Ok(self.systemd.list(filter))
+    }
+
+    /// An empty cache because the bus never answered is an outage, not "no units".
+    fn require_bus_seen(&self) -> AppResult<()> {
+        if !self.systemd.is_connected() && self.systemd.unit_count() == 0 {
+            return Err(SystemdError::Disconnected(
+                self.systemd.last_error().unwrap_or_else(|| "not connected yet".into()),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    pub async fn unit_detail(&self, name: &str) -> AppResult<UnitDetail> {
+        let name = checked_unit_name(name)?;
+        let mut detail = self.systemd.detail(name).await?;
+        detail.listen_ports = self.listen_ports_of(name).await;
+        Ok(detail)
+    }
+
+    /// TCP ports the unit's processes listen on (from /proc; empty when unreadable).
+    async fn listen_ports_of(&self, name: &str) -> Vec<u16> {
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut ports: Vec<u16> = crate::ports::scan(std::path::Path::new("/proc"))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|l| l.unit.as_deref() == Some(name.as_str()))
+                .map(|l| l.port)
+                .collect();
+            ports.dedup();
+            ports
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Runs a unit action and audits it, refused or not, before answering.
+    pub async fn unit_action(
+        &self,
+        principal: &Principal,
+        name: &str,
+        action: &str,
+        wait: bool,
+    ) -> AppResult<ActionOutcome> {
+        let action = UnitAction::parse(action)
+            .ok_or_else(|| AppError::NotFound(format!("unknown action {action:?}")))?;
+        let name = checked_unit_name(name)?;
+        let outcome = self.systemd.run_action(name, action, wait).await;
+        let (result, detail) = match &outcome {
+            Ok(o) => (
+                o.job
+                    .result
+                    .map(|r| r.as_str())
+                    .unwrap_or("queued")
+                    .to_string(),
+                o.job.id.map(|id| format!("job {id}")),
+            ),
+            Err(SystemdError::Refused(msg)) => ("refused".to_string(), Some(msg.clone())),
+            Err(SystemdError::NoSuchUnit(_)) => ("not-found".to_string(), None),
+            Err(e) => ("error".to_string(), Some(e.to_string())),
+        };
+        self.audit(AuditEntry {
+            actor: &principal.actor,
+            action: &format!("unit.{}", action.as_str()),
+            target: Some(name),
+            result: &result,
+            detail: detail.as_deref(),
+        })
+        .await?;
+        Ok(outcome?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_default_to_services() {
+        let f = unit_filter(None, None, None).unwrap();
+        assert_eq!(f.unit_type.as_deref(), Some("service"));
+        assert!(unit_filter(Some("all"), None, None).unwrap().unit_type.is_none());
+        assert!(unit_filter(Some("bogus"), None, None).is_err());
+        assert!(unit_filter(None, Some(" "), Some("")).unwrap().state.is_none());
+    }
+
+    #[test]
+    fn invalid_names_are_bad_requests() {
+        assert!(checked_unit_name("dbus.service").is_ok());
+        assert!(matches!(
+            checked_unit_name("../x"),
+            Err(AppError::BadRequest(_))
+        ));
+    }
+}

@@ -1,0 +1,70 @@
+//! Server-rendered pages (askama) and the htmx fragments they swap in.
+
+mod assets;
+mod pages;
+mod view;
+
+use askama::Template;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub use assets::asset_url;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::dashboard))
+        .route("/login", get(pages::login_page).post(pages::login_submit))
+        .route("/logout", post(pages::logout))
+        .route("/units/{name}", get(pages::unit_page))
+        .route("/ui/units", get(pages::unit_rows))
+        .route("/ui/units/{name}/row", get(pages::unit_row))
+        .route("/ui/units/{name}/{action}", post(pages::unit_action))
+        .route("/ui/events", get(pages::row_events))
+        .route("/static/{*path}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
+}
+
+/// An error shown as a page (HTML routes) rather than problem+json.
+pub struct PageError(pub AppError);
+
+impl From<AppError> for PageError {
+    fn from(err: AppError) -> Self {
+        Self(err)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    title: &'a str,
+    detail: String,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let page = ErrorPage {
+            status: status.as_u16(),
+            title: status.canonical_reason().unwrap_or("Error"),
+            detail: self.0.to_string(),
+        };
+        match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "error page failed").into_response(),
+        }
+    }
+}
+
+/// Renders a template or reports the (programming) error as a 500.
+pub fn render(template: &impl Template) -> Result<Html<String>, PageError> {
+    template
+        .render()
+        .map(Html)
+        .map_err(|e| PageError(AppError::internal(format!("template: {e}"))))
+}

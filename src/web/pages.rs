@@ -1,0 +1,394 @@
+//! Page and fragment handlers: parse, call the domain on `AppState`, render.
+
+use std::convert::Infallible;
+use std::collections::HashSet;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use futures_util::Stream;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::view::{UnitView, dom_id};
+use super::{PageError, asset_url, render};
+use crate::access::SESSION_TTL;
+use crate::api::extract::{ClientIp, session_cookie};
+use crate::auth::Principal;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::systemd::{UnitDetail, UnitEvent, UnitSummary};
+use crate::units::unit_filter;
+
+/// What every page's frame needs: asset URLs and which nav item is current.
+pub struct Chrome {
+    pub css: String,
+    pub htmx: String,
+    pub sse: String,
+    pub app: String,
+    pub nav: &'static str,
+}
+
+impl Chrome {
+    fn new(nav: &'static str) -> Self {
+        Self {
+            css: asset_url("app.css"),
+            htmx: asset_url("vendor/htmx.min.js"),
+            sse: asset_url("vendor/htmx-ext-sse.js"),
+            app: asset_url("app.js"),
+            nav,
+        }
+    }
+}
+
+// --- login ---------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    chrome: Chrome,
+    next: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// Only same-site paths: `/x` but not `//evil.example` or `/\evil`.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
+            n.to_string()
+        }
+        _ => "/".to_string(),
+    }
+}
+
+pub async fn login_page(Query(q): Query<NextQuery>) -> Result<Html<String>, PageError> {
+    render(&LoginPage {
+        chrome: Chrome::new("login"),
+        next: safe_next(q.next.as_deref()),
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    password: String,
+    next: Option<String>,
+}
+
+pub async fn login_submit(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
+    let next = safe_next(form.next.as_deref());
+    let previous = crate::auth::session_hash_of(&headers);
+    match state.login(form.password, client, previous).await {
+        Ok(session) => {
+            let cookie = session_cookie(&headers, &session, SESSION_TTL.as_secs());
+            Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
+        }
+        Err(err @ (AppError::Unauthorized | AppError::TooManyRequests { .. })) => {
+            let status = err.status();
+            let message = match &err {
+                AppError::Unauthorized => "Wrong password.".to_string(),
+                other => format!("{other}."),
+            };
+            let page = render(&LoginPage {
+                chrome: Chrome::new("login"),
+                next,
+                error: Some(message),
+            })?;
+            let mut response = (status, page).into_response();
+            if let AppError::TooManyRequests { retry_after } = err {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            Ok(response)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    state.logout(&principal).await?;
+    Ok((
+        [(header::SET_COOKIE, session_cookie(&headers, "", 0))],
+        Redirect::to("/login"),
+    )
+        .into_response())
+}
+
+// --- dashboard -------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(rename = "type")]
+    unit_type: Option<String>,
+    state: Option<String>,
+    q: Option<String>,
+    /// Events for this one unit only (the unit page).
+    unit: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    chrome: Chrome,
+    units: Vec<UnitView>,
+    unit_type: String,
+    state: String,
+    q: String,
+    counts: Counts,
+}
+
+#[derive(Template)]
+#[template(path = "unit_rows.html")]
+struct UnitRows {
+    units: Vec<UnitView>,
+}
+
+#[derive(Template)]
+#[template(path = "unit_row.html")]
+struct UnitRow {
+    u: UnitView,
+}
+
+/// Totals shown above the list.
+struct Counts {
+    total: usize,
+    active: usize,
+    failed: usize,
+}
+
+/// Rows come from the cache filtered by type only; text and state filters run
+/// in the browser (and on the server for the no-JS first render via the same
+/// query), so typing never waits for the network.
+fn listed(state: &AppState, q: &ListQuery) -> Result<(Vec<UnitSummary>, String), AppError> {
+    let unit_type = q.unit_type.clone().unwrap_or_else(|| "service".into());
+    let filter = unit_filter(Some(&unit_type), None, None)?;
+    Ok((state.list_units(&filter)?, unit_type))
+}
+
+pub async fn dashboard(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Html<String>, PageError> {
+    let (units, unit_type) = listed(&state, &q)?;
+    let counts = Counts {
+        total: units.len(),
+        active: units.iter().filter(|u| u.active_state.as_deref() == Some("active")).count(),
+        failed: units.iter().filter(|u| u.active_state.as_deref() == Some("failed")).count(),
+    };
+    render(&DashboardPage {
+        chrome: Chrome::new("services"),
+        units: units.iter().map(UnitView::new).collect(),
+        unit_type,
+        state: q.state.unwrap_or_default(),
+        q: q.q.unwrap_or_default(),
+        counts,
+    })
+}
+
+/// The list body alone, for a resync after a reconnect or daemon-reload.
+pub async fn unit_rows(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Html<String>, PageError> {
+    let (units, _) = listed(&state, &q)?;
+    render(&UnitRows {
+        units: units.iter().map(UnitView::new).collect(),
+    })
+}
+
+// --- one unit ------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "unit.html")]
+struct UnitPage {
+    chrome: Chrome,
+    u: UnitView,
+    d: UnitDetail,
+    exec_lines: Vec<String>,
+    relations: Vec<(&'static str, Vec<(String, String)>)>,
+}
+
+pub async fn unit_page(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Html<String>, PageError> {
+    let d = state.unit_detail(&name).await?;
+    let link = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| (n.clone(), format!("/units/{}", crate::auth::urlencode(n))))
+            .collect::<Vec<_>>()
+    };
+    let relations = vec![
+        ("Requires", link(&d.requires)),
+        ("Wants", link(&d.wants)),
+        ("After", link(&d.after)),
+        ("Before", link(&d.before)),
+        ("Required by", link(&d.required_by)),
+        ("Wanted by", link(&d.wanted_by)),
+    ];
+    render(&UnitPage {
+        chrome: Chrome::new("services"),
+        u: UnitView::new(&d.summary),
+        exec_lines: d.exec_start.iter().map(|argv| shell_line(argv)).collect(),
+        relations,
+        d,
+    })
+}
+
+/// An argv as a shell would read it back, for display.
+fn shell_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b)) {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One unit's row, for the unit page's resync.
+pub async fn unit_row(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Html<String>, PageError> {
+    let name = crate::units::checked_unit_name(&name)?;
+    let summary = state.systemd.find(name).await.map_err(AppError::from)?;
+    render(&UnitRow {
+        u: UnitView::new(&summary),
+    })
+}
+
+// --- actions and live rows ----------------------------------------------------------
+
+/// An action from a button: answers with the fresh row and a toast.
+pub async fn unit_action(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((name, action)): Path<(String, String)>,
+) -> Response {
+    match state.unit_action(&principal, &name, &action, true).await {
+        Ok(outcome) => {
+            let result = outcome.job.result.map(|r| r.as_str()).unwrap_or("queued");
+            let ok = result == "done";
+            let message = if ok {
+                format!("{action} {name}: done")
+            } else {
+                format!("{action} {name}: {result}. Open the unit to see its log.")
+            };
+            let row = UnitRow { u: UnitView::new(&outcome.unit) };
+            match row.render() {
+                Ok(html) => with_toast(Html(html).into_response(), ok, &message),
+                Err(e) => PageError(AppError::internal(e)).into_response(),
+            }
+        }
+        Err(err) => {
+            // Keep the row as it is; say what went wrong.
+            let message = err.to_string();
+            let mut response = with_toast(StatusCode::NO_CONTENT.into_response(), false, &message);
+            response
+                .headers_mut()
+                .insert("hx-reswap", HeaderValue::from_static("none"));
+            response
+        }
+    }
+}
+
+fn with_toast(mut response: Response, ok: bool, message: &str) -> Response {
+    let trigger = serde_json::json!({"toast": {"kind": if ok { "ok" } else { "err" }, "message": message}});
+    if let Ok(value) = HeaderValue::from_str(&trigger.to_string()) {
+        response.headers_mut().insert("hx-trigger", value);
+    }
+    response
+}
+
+/// Rendered rows over SSE: `u:<name>` replaces that row, `unit-new` appends a
+/// unit the page did not have, `resync` asks the page to reload its list.
+pub async fn row_events(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
+    let (units, unit_type) = listed(&state, &q)?;
+    let mut known: HashSet<String> = units.into_iter().map(|u| u.name).collect();
+    let only = q.unit.clone();
+    let mut rx = state.systemd.subscribe();
+    let stream = crate::api::async_stream(move |tx| async move {
+        loop {
+            let event = match rx.recv().await {
+                Ok(UnitEvent::Changed(summary)) => {
+                    let wanted = (unit_type == "all" || summary.unit_type == unit_type)
+                        && only.as_ref().is_none_or(|n| *n == summary.name);
+                    if !wanted {
+                        continue;
+                    }
+                    let name = if known.insert(summary.name.clone()) {
+                        "unit-new".to_string()
+                    } else {
+                        format!("u:{}", summary.name)
+                    };
+                    match (UnitRow { u: UnitView::new(&summary) }).render() {
+                        Ok(html) => Event::default().event(name).data(html),
+                        Err(_) => continue,
+                    }
+                }
+                Ok(UnitEvent::Removed(name)) => {
+                    if !known.remove(&name) {
+                        continue;
+                    }
+                    Event::default()
+                        .event(format!("u:{name}"))
+                        .data(format!("<template id=\"{}\"></template>", dom_id(&name)))
+                }
+                Ok(UnitEvent::Resync) | Err(RecvError::Lagged(_)) => {
+                    Event::default().event("resync").data("resync")
+                }
+                Err(RecvError::Closed) => return,
+            };
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(crate::api::KEEP_ALIVE)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_kept_on_site() {
+        assert_eq!(safe_next(Some("/units/a.service")), "/units/a.service");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn shell_lines_quote_what_needs_it() {
+        let argv: Vec<String> = ["/bin/echo", "a b", "it's", "x=1"].map(String::from).to_vec();
+        assert_eq!(shell_line(&argv), "/bin/echo 'a b' 'it'\\''s' x=1");
+    }
+}

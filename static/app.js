@@ -1,0 +1,139 @@
+/* unitdeck glue, loaded with defer after htmx + htmx-ext-sse. Contract: static/README.md */
+(() => {
+'use strict';
+const d = document, B = d.body, W = window;
+const all = (s, r) => [...(r || d).querySelectorAll(s)];
+const on = (t, f, o) => d.addEventListener(t, f, o);
+const mk = (tag, props) => Object.assign(d.createElement(tag), props);
+const resync = () => W.htmx && htmx.trigger(B, 'unitdeck:resync');
+
+// 422 = a form re-rendered with .field-error: swap it
+if (W.htmx) htmx.config.responseHandling.unshift({ code: '422', swap: true });
+
+// toasts
+const toast = (kind, msg) => {
+  let box = d.getElementById('toasts');
+  if (!box) B.append(box = mk('div', { id: 'toasts' }));
+  const t = mk('div', { className: 'toast' + (kind === 'ok' || kind === 'err' ? ' ' + kind : ''), textContent: msg ?? '' });
+  t.setAttribute('role', 'status');
+  t.onclick = () => t.remove();
+  box.append(t);
+  setTimeout(() => t.remove(), 5000);
+};
+on('toast', e => { const x = e.detail || {}; toast(x.kind, x.message ?? x.value); });
+on('htmx:responseError', e => {
+  const x = e.detail.xhr;
+  if (!/toast/.test(x.getResponseHeader('HX-Trigger') || '')) toast('err', 'Request failed: HTTP ' + x.status);
+});
+on('htmx:sendError', () => toast('err', 'Network error'));
+
+// connection banner; resync when an SSE source recovers
+const bad = new Set();
+let off = !navigator.onLine;
+const banner = () => {
+  let b = d.querySelector('.conn-banner');
+  if (!b) {
+    B.prepend(b = mk('div', { className: 'conn-banner', textContent: 'Connection lost — reconnecting…' }));
+    b.setAttribute('role', 'status');
+  }
+  b.classList.toggle('show', off || bad.size > 0);
+};
+on('htmx:sseError', e => { bad.add(e.target); banner(); });
+on('htmx:sseOpen', e => { if (bad.delete(e.target)) resync(); banner(); });
+on('htmx:sseClose', e => { bad.delete(e.target); banner(); });
+W.addEventListener('offline', () => { off = true; banner(); });
+W.addEventListener('online', () => { off = false; banner(); if (!bad.size) resync(); });
+
+// client-side filter of .unit-row, kept in ?q=&state=
+const P = new URLSearchParams(location.search);
+let fq = P.get('q') || '', fs = P.get('state') || '';
+const field = el => el.matches('select,input');
+const filter = () => {
+  const rows = all('.unit-row'), q = fq.toLowerCase(), st = fs.split(/[\s,]+/).filter(Boolean);
+  let n = 0;
+  all('[data-filter-text]').forEach(i => { if (i !== d.activeElement) i.value = fq; });
+  all('[data-filter-state]').forEach(el => {
+    if (field(el)) { if (el !== d.activeElement) el.value = fs; return; }
+    const a = el.dataset.filterState === fs;
+    el.classList.toggle('active', a); el.setAttribute('aria-pressed', a);
+  });
+  rows.forEach(r => {
+    const s = r.dataset, ok = (!q || ((s.name || '') + ' ' + (s.desc || '')).toLowerCase().includes(q)) &&
+      (!st.length || st.includes(s.state));
+    r.hidden = !ok; n += ok;
+  });
+  all('[data-filter-count]').forEach(c => c.textContent = n + ' of ' + rows.length);
+  all('[data-filter-empty]').forEach(c => c.hidden = n > 0 || !rows.length);
+};
+const setFilter = (q, s) => {
+  fq = q; fs = s; filter();
+  const u = new URL(location.href), p = u.searchParams;
+  q ? p.set('q', q) : p.delete('q');
+  s ? p.set('state', s) : p.delete('state');
+  history.replaceState(history.state, '', u);
+};
+on('input', e => { if (e.target.matches('[data-filter-text]')) setFilter(e.target.value, fs); });
+on('change', e => { if (e.target.matches('[data-filter-state]')) setFilter(fq, e.target.value); });
+on('click', e => {
+  const c = e.target.closest?.('[data-filter-state]');
+  if (c && !field(c)) { e.preventDefault(); setFilter(fq, c.dataset.filterState); }
+});
+let raf = 0;
+for (const t of ['htmx:afterSwap', 'htmx:oobAfterSwap', 'htmx:sseMessage'])
+  on(t, () => { raf = raf || requestAnimationFrame(() => { raf = 0; filter(); times(); }); });
+
+// logs: follow the tail unless scrolled up; cap at 5000 lines
+const follow = new WeakMap();
+const btn = l => {
+  let b = l.nextElementSibling;
+  if (b && b.matches('.log-follow')) return b;
+  b = mk('button', { type: 'button', className: 'btn small log-follow', hidden: true, textContent: '↓ new lines' });
+  b.onclick = () => { follow.set(l, true); l.scrollTop = l.scrollHeight; b.hidden = true; };
+  l.after(b);
+  return b;
+};
+const grew = l => {
+  const lines = l.querySelectorAll('.log-line'), extra = lines.length - 5000, h = l.scrollHeight;
+  for (let i = 0; i < extra; i++) {
+    const p = lines[i].previousElementSibling;
+    if (p && p.matches('.log-gap')) p.remove();
+    lines[i].remove();
+  }
+  if (follow.get(l) !== false) l.scrollTop = l.scrollHeight;
+  else { if (extra > 0) l.scrollTop -= h - l.scrollHeight; btn(l).hidden = false; }
+};
+on('scroll', e => {
+  const l = e.target;
+  if (!l.matches?.('.log')) return;
+  const end = l.scrollHeight - l.scrollTop - l.clientHeight < 24;
+  follow.set(l, end);
+  if (end) btn(l).hidden = true;
+}, true);
+new MutationObserver(ms => {
+  const logs = new Set();
+  for (const m of ms) for (const n of m.addedNodes) {
+    if (n.nodeType !== 1) continue;
+    const l = m.target.closest('.log');
+    if (l) logs.add(l);
+    [n, ...all('.log', n)].forEach(x => x.matches('.log') && logs.add(x));
+  }
+  logs.forEach(grew);
+}).observe(B, { childList: true, subtree: true });
+
+// [data-local-time] → "3 min ago"
+const ago = ms => {
+  const s = Math.round(ms / 1000), a = Math.abs(s);
+  if (a < 45) return s > 5 ? a + ' s ago' : s < -5 ? 'in ' + a + ' s' : 'just now';
+  const [v, u] = a < 5400 ? [a / 60, 'min'] : a < 129600 ? [a / 3600, 'h'] : [a / 86400, 'd'];
+  const x = Math.round(v) + ' ' + u;
+  return s < 0 ? 'in ' + x : x + ' ago';
+};
+const times = () => all('[data-local-time]').forEach(el => {
+  const t = Date.parse(el.dataset.localTime);
+  if (t === t) { el.textContent = ago(Date.now() - t); el.title = new Date(t).toLocaleString(); }
+});
+
+filter(); times(); banner(); all('.log').forEach(grew);
+setInterval(times, 30000);
+W.unitdeck = { toast, filter: setFilter, resync };
+})();

@@ -1,0 +1,362 @@
+//! A throwaway real systemd for integration tests: `systemd-nspawn` boots the
+//! host's own /usr in a volatile container, unitdeck is installed in it with the
+//! project's `deploy/systemd/unitdeck.service` plus a test drop-in, and the tests
+//! drive it over HTTP on the shared loopback. The container is powered off when
+//! the `Sandbox` is dropped, and gets SIGTERM (an orderly shutdown) if the test
+//! process dies first.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const PASSWORD: &str = "test-password-1";
+const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Sandbox {
+    nspawn: Child,
+    /// The container's PID 1, as seen from the host.
+    pub pid: u32,
+    pub machine: String,
+    /// unitdeck's port on 127.0.0.1.
+    pub port: u16,
+    /// A free port the test may give to an app unit.
+    pub spare_ports: Vec<u16>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Sandbox {
+    /// Boots a container with unitdeck running in it.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Boots a container; `env` adds `Environment=` settings for unitdeck.
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
+        let sandbox = Self::boot();
+        sandbox.install_unitdeck(env);
+        sandbox
+    }
+
+    /// Boots a container without unitdeck.
+    pub fn boot() -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let machine = format!(
+            "ud-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let binary = env!("CARGO_BIN_EXE_unitdeck");
+        let mut cmd = Command::new("systemd-nspawn");
+        cmd.args([
+            "--directory=/",
+            "--volatile=yes",
+            &format!("--machine={machine}"),
+            "--register=no",
+            "--keep-unit",
+            "--console=passive",
+            &format!("--bind-ro={binary}:/opt/unitdeck/unitdeck"),
+            "--boot",
+            "systemd.firstboot=off",
+            "systemd.mask=systemd-networkd-wait-online.service",
+            "systemd.mask=console-getty.service",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        // If the test process dies, nspawn gets SIGTERM and shuts the container down.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let nspawn = cmd
+            .spawn()
+            .expect("systemd-nspawn runs (apt-get install systemd-container)");
+        let nspawn_pid = nspawn.id();
+        let mut sandbox = Self {
+            nspawn,
+            pid: 0,
+            machine,
+            port: free_port(),
+            spare_ports: (0..3).map(|_| free_port()).collect(),
+        };
+        let deadline = Instant::now() + BOOT_TIMEOUT;
+        sandbox.pid = loop {
+            if let Some(pid) = find_container_init(nspawn_pid) {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "container init did not appear");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        loop {
+            let out = sandbox.exec(&["systemctl", "is-active", "dbus.service"]);
+            if String::from_utf8_lossy(&out.stdout).trim() == "active" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dbus did not start in the container"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        sandbox
+    }
+
+    /// The container's root as a host path.
+    pub fn root(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root", self.pid))
+    }
+
+    /// Runs a command inside the container.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .args(["-t", &self.pid.to_string(), "-a"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("nsenter runs")
+    }
+
+    /// Runs a shell script inside; panics with its output when it fails.
+    pub fn sh(&self, script: &str) -> String {
+        let out = self.exec(&["/bin/sh", "-c", script]);
+        assert!(
+            out.status.success(),
+            "`{script}` failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `systemctl show -P <property> <unit>` inside.
+    pub fn show(&self, unit: &str, property: &str) -> String {
+        let out = self.exec(&["systemctl", "show", "-P", property, unit]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Writes a file inside the container (parents created).
+    pub fn write(&self, path: &str, contents: &str) {
+        let host = self.root().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(host.parent().unwrap()).unwrap();
+        std::fs::write(&host, contents).unwrap();
+    }
+
+    /// Installs a unit file and reloads systemd.
+    pub fn add_unit(&self, name: &str, text: &str) {
+        self.write(&format!("/etc/systemd/system/{name}"), text);
+        self.sh("systemctl daemon-reload");
+    }
+
+    fn install_unitdeck(&self, env: &[(&str, &str)]) {
+        let unit = std::fs::read_to_string(project_root().join("deploy/systemd/unitdeck.service"))
+            .expect("deploy/systemd/unitdeck.service");
+        self.write("/etc/systemd/system/unitdeck.service", &unit);
+        let mut dropin = String::from(
+            "[Service]\nExecStart=\nExecStart=/opt/unitdeck/unitdeck serve\n",
+        );
+        let ports = self
+            .spare_ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut settings = vec![
+            ("UNITDECK_LISTEN".to_string(), format!("127.0.0.1:{}", self.port)),
+            ("UNITDECK_PASSWORD".to_string(), PASSWORD.to_string()),
+            ("UNITDECK_PORTS".to_string(), format!("{},{ports}", self.port)),
+            ("RUST_LOG".to_string(), "unitdeck=debug".to_string()),
+        ];
+        for (k, v) in env {
+            settings.retain(|(key, _)| key != k);
+            settings.push((k.to_string(), v.to_string()));
+        }
+        for (k, v) in settings {
+            dropin.push_str(&format!("Environment=\"{k}={v}\"\n"));
+        }
+        self.write("/etc/systemd/system/unitdeck.service.d/test.conf", &dropin);
+        self.sh("systemctl daemon-reload && systemctl start unitdeck.service");
+        self.wait_healthy();
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits until `/healthz` answers 200 (unitdeck up and connected to systemd).
+    pub fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = format!("{}/healthz", self.base_url());
+        loop {
+            let ok = Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url])
+                .output()
+                .map(|o| o.stdout == b"200")
+                .unwrap_or(false);
+            if ok {
+                return;
+            }
+            if Instant::now() > deadline {
+                let log = self.exec(&["journalctl", "-u", "unitdeck.service", "--no-pager", "-n", "50"]);
+                panic!(
+                    "unitdeck did not become healthy:\n{}",
+                    String::from_utf8_lossy(&log.stdout)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A client without credentials.
+    pub fn anonymous(&self) -> Api {
+        Api::new(self.base_url(), None)
+    }
+
+    /// A client logged in with the password (cookie session).
+    pub async fn login(&self) -> Api {
+        let api = Api::new(self.base_url(), None);
+        let res = api
+            .post_json("/api/v1/session", &serde_json::json!({ "password": PASSWORD }))
+            .await;
+        assert_eq!(res.status(), 200, "login failed");
+        api
+    }
+
+    /// A client using a bearer token.
+    pub fn with_token(&self, token: &str) -> Api {
+        Api::new(self.base_url(), Some(token.to_string()))
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = Command::new("nsenter")
+            .args(["-t", &self.pid.to_string(), "-a", "systemctl", "poweroff", "--no-block"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.nspawn.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.nspawn.kill();
+        let _ = self.nspawn.wait();
+    }
+}
+
+/// The container's init: the `systemd` process among nspawn's descendants.
+fn find_container_init(nspawn_pid: u32) -> Option<u32> {
+    let mut frontier = vec![nspawn_pid];
+    for _ in 0..3 {
+        let mut next = Vec::new();
+        for parent in &frontier {
+            for child in children(*parent) {
+                let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+                if comm.trim() == "systemd" {
+                    return Some(child);
+                }
+                next.push(child);
+            }
+        }
+        frontier = next;
+    }
+    None
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    std::fs::read_to_string(Path::new(&path))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// A small HTTP client for the API: keeps cookies, may carry a bearer token.
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+    token: Option<String>,
+}
+
+impl Api {
+    pub fn new(base: String, token: Option<String>) -> Self {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        Self { base, client, token }
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        req
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path).send().await.unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let res = self.get(path).await;
+        assert_eq!(res.status(), 200, "GET {path}");
+        res.json().await.unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.request(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::POST, path).send().await.unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::DELETE, path).send().await.unwrap()
+    }
+}
+
+/// Polls `check` until it returns Some, or panics with `what` after `timeout`.
+pub async fn eventually<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
