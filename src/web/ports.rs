@@ -1,0 +1,64 @@
+//! The ports page and the strip of watched ports on the dashboard.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Html;
+
+use super::pages::Chrome;
+use super::{PageError, render};
+use crate::api::ports::request_host;
+use crate::health::HealthCheckInfo;
+use crate::ports::PortInfo;
+use crate::state::AppState;
+
+/// A port as a tile: `mismatch` when something is wrong, else its state.
+pub struct PortTile {
+    pub p: PortInfo,
+    pub tile_state: &'static str,
+    pub unit_href: Option<String>,
+}
+
+impl PortTile {
+    pub fn new(p: PortInfo) -> Self {
+        let tile_state = if p.problem.is_some() { "mismatch" } else { p.state };
+        let unit_href = p
+            .unit
+            .as_deref()
+            .filter(|u| u.ends_with(".service"))
+            .map(|u| format!("/units/{}", crate::auth::urlencode(u)));
+        Self { p, tile_state, unit_href }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "ports.html")]
+struct PortsPage {
+    chrome: Chrome,
+    tiles: Vec<PortTile>,
+    checks: Vec<HealthCheckInfo>,
+}
+
+pub async fn ports_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Html<String>, PageError> {
+    let ports = state.port_map(&request_host(&headers)).await?;
+    render(&PortsPage {
+        chrome: Chrome::new("ports"),
+        tiles: ports.into_iter().map(PortTile::new).collect(),
+        checks: state.health.list(),
+    })
+}
+
+/// The watched ports only, for the dashboard.
+pub async fn watched_tiles(state: &AppState, headers: &HeaderMap) -> Vec<PortTile> {
+    state
+        .port_map(&request_host(headers))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.watched)
+        .map(PortTile::new)
+        .collect()
+}
