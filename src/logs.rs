@@ -1,0 +1,159 @@
+//! The log operations behind the JSON routes and the unit page: validate the
+//! filters, check the unit exists, then read or follow the journal.
+
+use futures_util::Stream;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::systemd::journal::{self, LogEntry, LogFilter, StreamItem, validate_cursor};
+use crate::units::checked_unit_name;
+
+/// The most entries one read returns.
+pub const MAX_LINES: usize = 10_000;
+const MAX_GREP: usize = 256;
+
+/// Filters shared by `/logs`, `/logs/stream` and `/logs/download`.
+#[derive(Debug, Default, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// How many entries (the newest, or the first after `after`); 1-10000.
+    pub lines: Option<usize>,
+    /// 0-7: this level and the more severe ones.
+    pub priority: Option<u8>,
+    /// Text or PCRE2 pattern in the message (all lower case: case-insensitive).
+    pub grep: Option<String>,
+    /// A journal cursor: entries strictly after it.
+    pub after: Option<String>,
+    /// An InvocationID (32 hex digits): only that run of the unit.
+    pub invocation: Option<String>,
+}
+
+fn bad(param: &str, why: &str) -> AppError {
+    AppError::BadRequest(format!("query parameter {param}: {why}"))
+}
+
+impl LogQuery {
+    /// The number of entries asked for, within limits.
+    pub fn lines_or(&self, default: usize) -> AppResult<usize> {
+        match self.lines {
+            None => Ok(default),
+            Some(n) if (1..=MAX_LINES).contains(&n) => Ok(n),
+            Some(_) => Err(bad("lines", &format!("must be 1 to {MAX_LINES}"))),
+        }
+    }
+
+    fn cursor(&self) -> AppResult<Option<&str>> {
+        match self.after.as_deref().filter(|c| !c.is_empty()) {
+            Some(c) if !validate_cursor(c) => Err(bad("after", "not a journal cursor")),
+            other => Ok(other),
+        }
+    }
+}
+
+impl AppState {
+    /// A validated filter for an existing unit (404 for unknown units, 400 for bad filters).
+    pub async fn log_filter(&self, name: &str, q: &LogQuery) -> AppResult<LogFilter> {
+        let name = checked_unit_name(name)?;
+        self.systemd.find(name).await?;
+        if q.priority.is_some_and(|p| p > 7) {
+            return Err(bad("priority", "must be 0 (emerg) to 7 (debug)"));
+        }
+        let grep = q.grep.as_deref().filter(|g| !g.is_empty());
+        if let Some(g) = grep
+            && (g.len() > MAX_GREP || g.chars().any(char::is_control))
+        {
+            return Err(bad("grep", &format!("at most {MAX_GREP} printable characters")));
+        }
+        let invocation = q.invocation.as_deref().filter(|i| !i.is_empty());
+        if let Some(i) = invocation
+            && (i.len() != 32 || !i.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(bad("invocation", "must be 32 hex digits"));
+        }
+        Ok(LogFilter {
+            unit: name.to_string(),
+            priority: q.priority,
+            grep: grep.map(String::from),
+            invocation: invocation.map(|i| i.to_ascii_lowercase()),
+            since: None,
+        })
+    }
+
+    /// Entries oldest first.
+    pub async fn read_logs(&self, name: &str, q: &LogQuery, default_lines: usize) -> AppResult<Vec<LogEntry>> {
+        let filter = self.log_filter(name, q).await?;
+        let lines = q.lines_or(default_lines)?;
+        journal::read(&filter, lines, q.cursor()?)
+            .await
+            .map_err(|e| match e {
+                // journalctl's own words: a bad pattern, a cursor it cannot parse.
+                journal::JournalError::Failed(msg) => AppError::BadRequest(msg),
+                other => AppError::internal(other),
+            })
+    }
+
+    /// Backlog then live entries. A `resume` cursor (Last-Event-ID, or `after`)
+    /// continues right after it instead of sending a backlog.
+    pub async fn follow_logs(
+        &self,
+        name: &str,
+        q: &LogQuery,
+        resume: Option<String>,
+    ) -> AppResult<impl Stream<Item = StreamItem> + Send + 'static> {
+        let filter = self.log_filter(name, q).await?;
+        let backlog = q.lines_or(100)?;
+        let resume = match resume.filter(|c| !c.is_empty()) {
+            Some(c) if validate_cursor(&c) => Some(c),
+            Some(_) => return Err(bad("Last-Event-ID", "not a journal cursor")),
+            None => q.cursor()?.map(String::from),
+        };
+        // A bad pattern would only end the stream silently: try it once first.
+        if filter.grep.is_some() {
+            journal::read(&filter, 1, None)
+                .await
+                .map_err(|e| AppError::BadRequest(e.to_string()))?;
+        }
+        Ok(self.journal.subscribe(filter, backlog, resume))
+    }
+}
+
+/// One entry as a line of text: time, priority, identifier[pid]: message.
+pub fn format_line(e: &LogEntry) -> String {
+    let who = match (&e.identifier, e.pid) {
+        (Some(id), Some(pid)) => format!("{id}[{pid}]"),
+        (Some(id), None) => id.clone(),
+        (None, Some(pid)) => format!("[{pid}]"),
+        (None, None) => "-".to_string(),
+    };
+    format!("{} <{}> {who}: {}", e.time, e.priority, e.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_bounded() {
+        let q = LogQuery { lines: Some(0), ..Default::default() };
+        assert!(q.lines_or(5).is_err());
+        let q = LogQuery { lines: Some(MAX_LINES + 1), ..Default::default() };
+        assert!(q.lines_or(5).is_err());
+        assert_eq!(LogQuery::default().lines_or(5).unwrap(), 5);
+    }
+
+    #[test]
+    fn lines_format_for_download() {
+        let e = LogEntry {
+            cursor: "c".into(),
+            time: "2026-11-28T09:13:20.123456Z".into(),
+            priority: 3,
+            identifier: Some("app".into()),
+            pid: Some(42),
+            message: "boom".into(),
+            invocation_id: None,
+        };
+        assert_eq!(format_line(&e), "2026-11-28T09:13:20.123456Z <3> app[42]: boom");
+    }
+}

@@ -1,0 +1,220 @@
+//! Live logs against a real journal: backlog + live without gaps, exact resume,
+//! filters, one shared journalctl per filter, cleanup, escaping, download.
+
+mod common;
+
+use std::time::Duration;
+
+use common::sse::SseReader;
+use common::{Sandbox, eventually};
+use serde_json::Value;
+
+/// A unit printing `line-N` every 20 ms.
+const NUMBERS: &str = "[Service]\nExecStart=/bin/sh -c 'i=0; while [ $$i -lt 1000000 ]; do echo line-$$i; i=$$((i+1)); sleep 0.02; done'\n";
+
+fn number(message: &str) -> u64 {
+    message
+        .strip_prefix("line-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a numbered line: {message:?}"))
+}
+
+fn entry(event: &common::sse::SseEvent) -> Value {
+    assert_eq!(event.event, "entry");
+    let v: Value = serde_json::from_str(&event.data).unwrap();
+    assert_eq!(Some(v["cursor"].as_str().unwrap()), event.id.as_deref(), "id is the cursor");
+    v
+}
+
+async fn journalctl_count(sb: &Sandbox) -> usize {
+    let out = sb.exec(&["pgrep", "-c", "-x", "journalctl"]);
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backlog_then_live_without_gaps_and_exact_resume() {
+    let sb = Sandbox::start();
+    sb.add_unit("numbers.service", NUMBERS);
+    sb.sh("systemctl start numbers.service");
+    let api = sb.login().await;
+    eventually("40 lines written", Duration::from_secs(10), async || {
+        let logs: Value = api.get_json("/api/v1/units/numbers.service/logs?lines=1").await;
+        logs.as_array()
+            .and_then(|a| a.first())
+            .filter(|e| number(e["message"].as_str().unwrap()) >= 40)
+            .map(|_| ())
+    })
+    .await;
+
+    let res = api.get("/api/v1/units/numbers.service/logs/stream?lines=20").await;
+    assert_eq!(res.headers()["x-accel-buffering"], "no");
+    let mut sse = SseReader::new(res);
+    let mut seen = Vec::new();
+    while seen.len() < 80 {
+        let ev = sse
+            .next(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("an entry after {:?}", seen.last()));
+        let e = entry(&ev);
+        seen.push((number(e["message"].as_str().unwrap()), ev.id.clone().unwrap()));
+    }
+    for pair in seen.windows(2) {
+        assert_eq!(pair[1].0, pair[0].0 + 1, "no gap, no repeat: {:?}", &seen);
+    }
+    assert!(seen[0].0 >= 20, "the backlog is the newest 20");
+    drop(sse);
+
+    // Reconnect from an entry in the middle: the next one is exactly the next number.
+    let (n, cursor) = seen[50].clone();
+    let res = api
+        .request(reqwest::Method::GET, "/api/v1/units/numbers.service/logs/stream")
+        .header("last-event-id", &cursor)
+        .send()
+        .await
+        .unwrap();
+    let mut sse = SseReader::new(res);
+    for expected in n + 1..n + 40 {
+        let e = entry(&sse.next(Duration::from_secs(10)).await.expect("an entry"));
+        assert_eq!(number(e["message"].as_str().unwrap()), expected);
+    }
+
+    // The JSON read: oldest first, `after` continues exactly.
+    let after: Value = api
+        .get_json(&format!(
+            "/api/v1/units/numbers.service/logs?lines=5&after={}",
+            common::urlencode(&cursor)
+        ))
+        .await;
+    let numbers: Vec<u64> = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| number(e["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(numbers, (n + 1..n + 6).collect::<Vec<_>>());
+    let first = &after[0];
+    for field in ["cursor", "time", "priority", "identifier", "pid", "message", "invocation_id"] {
+        assert!(first.get(field).is_some(), "{field}");
+    }
+    assert!(first["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(first["priority"], 6);
+    assert_eq!(
+        first["invocation_id"].as_str().unwrap(),
+        sb.show("numbers.service", "InvocationID")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn filters_priority_grep_invocation_and_bad_input() {
+    let sb = Sandbox::start();
+    sb.add_unit(
+        "talk.service",
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\n\
+         ExecStart=/bin/sh -c 'echo \"<3>boom error\"; echo \"<4>careful warning\"; echo \"<6>just info\"; echo \"<script>alert(1)</script>\"'\n",
+    );
+    sb.sh("systemctl start talk.service");
+    let api = sb.login().await;
+    let first_run = sb.show("talk.service", "InvocationID");
+    sb.sh("systemctl restart talk.service");
+    let second_run = sb.show("talk.service", "InvocationID");
+    assert_ne!(first_run, second_run);
+
+    let messages = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let errors = api.get_json("/api/v1/units/talk.service/logs?priority=3").await;
+    let errors = messages(&errors);
+    assert!(errors.iter().all(|m| m == "boom error"), "{errors:?}");
+    assert_eq!(errors.len(), 2, "one per run");
+    let warn = messages(&api.get_json("/api/v1/units/talk.service/logs?priority=4").await);
+    assert!(warn.contains(&"careful warning".to_string()) && !warn.contains(&"just info".to_string()));
+    let grep = messages(&api.get_json("/api/v1/units/talk.service/logs?grep=careful").await);
+    assert_eq!(grep, vec!["careful warning", "careful warning"]);
+    let run = api
+        .get_json(&format!("/api/v1/units/talk.service/logs?invocation={second_run}&grep=boom"))
+        .await;
+    assert_eq!(messages(&run), vec!["boom error"]);
+
+    // Download: text, one line per entry with time and priority.
+    let res = api.get("/api/v1/units/talk.service/logs/download?priority=4").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let text = res.text().await.unwrap();
+    assert!(text.lines().any(|l| l.ends_with(": boom error") && l.contains(" <3> ")), "{text}");
+
+    // The HTML stream escapes messages.
+    let res = api.get("/ui/units/talk.service/logs/stream").await;
+    let mut sse = SseReader::new(res);
+    let mut html = String::new();
+    while let Some(ev) = sse.next(Duration::from_secs(3)).await {
+        html.push_str(&ev.data);
+        if html.contains("alert(1)") {
+            break;
+        }
+    }
+    assert!(
+        html.contains("&lt;script&gt;alert(1)") || html.contains("&#60;script&#62;alert(1)"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"));
+
+    // Bad input: 400 / 404, problem+json.
+    for (path, status) in [
+        ("/api/v1/units/talk.service/logs?priority=9", 400),
+        ("/api/v1/units/talk.service/logs?lines=0", 400),
+        ("/api/v1/units/talk.service/logs?grep=a(", 400),
+        ("/api/v1/units/talk.service/logs?invocation=xyz", 400),
+        ("/api/v1/units/talk.service/logs?after=a%20b", 400),
+        ("/api/v1/units/nope.service/logs", 404),
+        ("/api/v1/units/nope/logs", 400),
+        ("/api/v1/units/talk.service/logs/stream?grep=a(", 400),
+    ] {
+        let res = api.get(path).await;
+        assert_eq!(res.status(), status, "{path}");
+        assert_eq!(res.headers()["content-type"], "application/problem+json", "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_viewers_share_one_journalctl_and_none_is_left() {
+    let sb = Sandbox::start();
+    sb.add_unit("numbers.service", NUMBERS);
+    sb.sh("systemctl start numbers.service");
+    let api = sb.login().await;
+    assert_eq!(journalctl_count(&sb).await, 0);
+    let mut viewers = Vec::new();
+    for _ in 0..20 {
+        let res = api.get("/api/v1/units/numbers.service/logs/stream?lines=5").await;
+        let mut sse = SseReader::new(res);
+        sse.next(Duration::from_secs(10)).await.expect("an entry");
+        viewers.push(sse);
+    }
+    // Backlog reads are short-lived; the follower stays.
+    eventually("exactly one journalctl for 20 viewers", Duration::from_secs(10), async || {
+        (journalctl_count(&sb).await == 1).then_some(())
+    })
+    .await;
+    // Every viewer keeps receiving.
+    for sse in &mut viewers {
+        assert!(sse.next(Duration::from_secs(10)).await.is_some());
+    }
+    // A different filter gets its own follower.
+    let mut other = SseReader::new(
+        api.get("/api/v1/units/numbers.service/logs/stream?lines=1&grep=line-").await,
+    );
+    other.next(Duration::from_secs(10)).await.expect("an entry");
+    eventually("two followers", Duration::from_secs(10), async || {
+        (journalctl_count(&sb).await == 2).then_some(())
+    })
+    .await;
+    drop(viewers);
+    drop(other);
+    eventually("no journalctl left", Duration::from_secs(10), async || {
+        (journalctl_count(&sb).await == 0).then_some(())
+    })
+    .await;
+}
