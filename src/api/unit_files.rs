@@ -1,0 +1,150 @@
+//! Unit files created by unitdeck (API.md): preview, create, list, read, update,
+//! rollback, delete. `{name}` is the base name (`shop-api`) or a file name
+//! (`shop-api.service`, `nightly.timer`).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::extract::{ApiJson, ApiPath};
+use crate::auth::Principal;
+use crate::error::{AppResult, Problem};
+use crate::state::AppState;
+use crate::unitfile::{Applied, Preview, UnitFileDetail, UnitFileInfo, UnitSpec};
+
+/// Render a spec and check it with `systemd-analyze verify` (and `calendar` for a job),
+/// without changing anything. A spec that breaks a rule is a 422; problems of this machine
+/// (missing program, directory, user, a name taken by another unit) are listed in
+/// `verify.errors`, and make a create or update answer 422.
+#[utoipa::path(post, path = "/api/v1/unit-files/preview", tag = "unit-files",
+    request_body = UnitSpec,
+    responses(
+        (status = 200, body = Preview),
+        (status = 400, description = "not JSON", body = Problem),
+        (status = 413, description = "body over 64 KiB", body = Problem),
+        (status = 422, description = "one error per invalid field", body = Problem)
+    ))]
+pub async fn preview(
+    State(state): State<AppState>,
+    ApiJson(spec): ApiJson<UnitSpec>,
+) -> AppResult<Json<Preview>> {
+    Ok(Json(state.preview_unit_file(&spec).await?))
+}
+
+/// Create a unit file: written atomically, systemd reloaded, revision 1 recorded, then
+/// enabled and started as the spec asks. `unit` is the primary unit (the timer of a job);
+/// `job` is its start job; `warnings` say what failed after the files were installed.
+#[utoipa::path(post, path = "/api/v1/unit-files", tag = "unit-files",
+    request_body = UnitSpec,
+    responses(
+        (status = 201, body = Applied),
+        (status = 400, body = Problem),
+        (status = 409, description = "a unit of that name exists and unitdeck did not create it", body = Problem),
+        (status = 413, body = Problem),
+        (status = 422, description = "one error per invalid field; nothing written", body = Problem),
+        (status = 503, body = Problem)
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(spec): ApiJson<UnitSpec>,
+) -> AppResult<(StatusCode, Json<Applied>)> {
+    let applied = state.create_unit_file(&principal, spec).await?;
+    Ok((StatusCode::CREATED, Json(applied)))
+}
+
+/// The unit files unitdeck created.
+#[utoipa::path(get, path = "/api/v1/unit-files", tag = "unit-files",
+    responses((status = 200, body = Vec<UnitFileInfo>)))]
+pub async fn list(State(state): State<AppState>) -> AppResult<Json<Vec<UnitFileInfo>>> {
+    Ok(Json(state.list_unit_files().await?))
+}
+
+/// One unit file: its current spec and files, and its revisions (newest first).
+#[utoipa::path(get, path = "/api/v1/unit-files/{name}", tag = "unit-files",
+    params(("name" = String, Path, description = "base name (shop-api) or file name (shop-api.service, nightly.timer)")),
+    responses(
+        (status = 200, body = UnitFileDetail),
+        (status = 400, body = Problem),
+        (status = 404, description = "unitdeck created no such unit file", body = Problem)
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> AppResult<Json<UnitFileDetail>> {
+    Ok(Json(state.unit_file(&name).await?))
+}
+
+/// Replace a unit file with a full spec: a new revision, systemd reloaded, the unit
+/// restarted if it was running (started if `start` and it was not), enabled or disabled
+/// as `enable` says. `spec.name` must be the unit in the URL.
+#[utoipa::path(put, path = "/api/v1/unit-files/{name}", tag = "unit-files",
+    params(("name" = String, Path, description = "base name (shop-api) or file name (shop-api.service, nightly.timer)")),
+    request_body = UnitSpec,
+    responses(
+        (status = 200, body = Applied),
+        (status = 400, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "the unit was not created by unitdeck", body = Problem),
+        (status = 413, body = Problem),
+        (status = 422, body = Problem)
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(spec): ApiJson<UnitSpec>,
+) -> AppResult<Json<Applied>> {
+    Ok(Json(state.update_unit_file(&principal, &name, spec).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The revision whose spec becomes the new revision (history is append-only).
+    revision: i64,
+}
+
+/// Roll back: a new revision whose spec equals revision N's, applied like an update.
+#[utoipa::path(post, path = "/api/v1/unit-files/{name}/rollback", tag = "unit-files",
+    params(("name" = String, Path, description = "base name (shop-api) or file name (shop-api.service, nightly.timer)")),
+    request_body = RollbackRequest,
+    responses(
+        (status = 200, body = Applied),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem),
+        (status = 422, description = "no such revision, or its spec no longer passes the checks", body = Problem)
+    ))]
+pub async fn rollback(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<RollbackRequest>,
+) -> AppResult<Json<Applied>> {
+    Ok(Json(
+        state
+            .rollback_unit_file(&principal, &name, body.revision)
+            .await?,
+    ))
+}
+
+/// Delete a unit file: stop and disable the unit, remove its files, reload systemd. Its
+/// revisions go too (the audit log keeps the last spec).
+#[utoipa::path(delete, path = "/api/v1/unit-files/{name}", tag = "unit-files",
+    params(("name" = String, Path, description = "base name (shop-api) or file name (shop-api.service, nightly.timer)")),
+    responses(
+        (status = 204),
+        (status = 400, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "the unit was not created by unitdeck", body = Problem)
+    ))]
+pub async fn delete(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(name): ApiPath<String>,
+) -> AppResult<StatusCode> {
+    state.delete_unit_file(&principal, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

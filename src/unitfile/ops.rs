@@ -1,0 +1,1022 @@
+//! The unit-file operations behind both the JSON API and the form: preview, create,
+//! update, rollback, delete, list, read. Every change is audited before the answer.
+//!
+//! The order of a change, so that a crash never leaves a half-written file nor a revision
+//! the caller was told about but the database lost:
+//! 1. checks (validation, calendar, program/directory/user exist, ownership, verify);
+//! 2. the files are written atomically, then systemd reloads;
+//! 3. the revision and its audit row are committed in one transaction; if that fails, the
+//!    files are put back and systemd reloads again;
+//! 4. enable/disable and start/restart, each audited like a unit action.
+//!
+//! A crash between 2 and 3 leaves files newer than the database; [`reconcile_on_start`]
+//! puts the database's revision back at the next start (the change was never confirmed).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::install::{self, Installed, OnDisk, VerifyReport};
+use super::render::render;
+use super::spec::{UnitKind, UnitSpec};
+use super::validate::validate;
+use crate::auth::Principal;
+use crate::db::{AuditEntry, Db, NewRevision};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::state::AppState;
+use crate::systemd::manager::JobInfo;
+use crate::systemd::names::is_valid_unit_name;
+use crate::systemd::{Systemd, SystemdError, UnitAction, UnitSummary};
+
+pub use crate::db::{RevisionInfo, UnitFileRow as UnitFileInfo};
+
+/// One change at a time: the ownership checks, the files and the revision number must
+/// not interleave between two requests.
+static CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// `POST /api/v1/unit-files/preview`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Preview {
+    /// File name → contents, exactly as they would be written.
+    pub files: BTreeMap<String, String>,
+    pub verify: VerifyReport,
+    /// For a job: the next run times (RFC 3339, UTC) from `systemd-analyze calendar`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_runs: Option<Vec<String>>,
+}
+
+/// The answer of a create, update or rollback.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Applied {
+    /// The service file, e.g. `shop-api.service` (also for a job).
+    pub name: String,
+    pub revision: i64,
+    pub files: BTreeMap<String, String>,
+    /// The primary unit after the change (the timer, for a job); null if systemd did not
+    /// report it.
+    pub unit: Option<UnitSummary>,
+    /// The start or restart job of the primary unit, when one ran.
+    pub job: Option<JobInfo>,
+    /// What failed after the files were installed and the revision recorded (enable,
+    /// start): the change itself is kept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    pub verify: VerifyReport,
+}
+
+/// `GET /api/v1/unit-files/{name}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UnitFileDetail {
+    /// The service file, e.g. `shop-api.service`.
+    pub name: String,
+    /// `service` or `job`.
+    pub kind: String,
+    /// The revision currently installed.
+    pub revision: i64,
+    pub spec: UnitSpec,
+    pub files: BTreeMap<String, String>,
+    /// Newest first.
+    pub revisions: Vec<RevisionInfo>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A past revision with its files, for the history view.
+#[derive(Debug, Clone)]
+pub struct RevisionFiles {
+    pub info: RevisionInfo,
+    pub files: BTreeMap<String, String>,
+}
+
+/// What the form offers to pick from.
+#[derive(Debug, Clone, Default)]
+pub struct FormChoices {
+    /// Watched ports nobody listens on and no unit-file spec names.
+    pub free_ports: Vec<u16>,
+    /// Every unit systemd knows, for the dependency lists.
+    pub units: Vec<String>,
+}
+
+/// Checked and rendered, not yet installed.
+struct Prepared {
+    files: BTreeMap<String, String>,
+    verify: VerifyReport,
+    next_runs: Option<Vec<String>>,
+}
+
+/// The current revision of a unit file.
+struct Current {
+    row: UnitFileInfo,
+    spec: UnitSpec,
+    files: BTreeMap<String, String>,
+}
+
+/// The base name from a route parameter: `shop-api`, `shop-api.service` or
+/// `shop-api.timer` all name the unit file `shop-api`. 400 for anything that cannot be one.
+pub fn base_name(raw: &str) -> AppResult<String> {
+    let base = raw
+        .strip_suffix(".service")
+        .or_else(|| raw.strip_suffix(".timer"))
+        .unwrap_or(raw);
+    let ok = !base.is_empty()
+        && base.len() <= super::validate::MAX_NAME_LEN
+        && !base.starts_with(['.', '-'])
+        && base
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-'));
+    if ok {
+        Ok(base.to_string())
+    } else {
+        Err(AppError::BadRequest(format!(
+            "{raw:?} is not a unit file name (expected e.g. shop-api or shop-api.service)"
+        )))
+    }
+}
+
+/// Every unit name of the unit files in the database (`X.service`, and `X.timer` for jobs).
+async fn managed_names(db: &Db) -> sqlx::Result<Vec<String>> {
+    Ok(db
+        .list_unit_files()
+        .await?
+        .into_iter()
+        .flat_map(|row| {
+            // The key is always NAME.service; a job also has NAME.timer.
+            let timer = (row.kind == UnitKind::Job.as_str())
+                .then(|| {
+                    row.name
+                        .strip_suffix(".service")
+                        .map(|b| format!("{b}.timer"))
+                })
+                .flatten();
+            std::iter::once(row.name).chain(timer)
+        })
+        .collect())
+}
+
+/// Marks the units unitdeck created as managed in the cache (at start and after a change).
+pub async fn load_managed(db: &Db, systemd: &Systemd) -> anyhow::Result<()> {
+    systemd.set_managed(managed_names(db).await?);
+    Ok(())
+}
+
+/// Puts back the installed revision of every managed file that differs from it (a crash
+/// between writing the files and committing the revision), then reloads systemd once the
+/// bus is up. Files without the marker are never touched, only reported.
+pub async fn reconcile_on_start(state: &AppState) -> anyhow::Result<()> {
+    let dir = state.config.unit_dir.clone();
+    let mut restored = Vec::new();
+    for row in state.db.list_unit_files().await? {
+        let Some(stored) = state.db.unit_file_revision(&row.name, row.revision).await? else {
+            continue;
+        };
+        let files: BTreeMap<String, String> = serde_json::from_str(&stored.files)?;
+        let mut differing = BTreeMap::new();
+        for (name, text) in &files {
+            match install::on_disk(&dir, name) {
+                Ok(OnDisk::Ours(on_disk)) if on_disk == *text => {}
+                Ok(OnDisk::Ours(_) | OnDisk::Absent) => {
+                    differing.insert(name.clone(), text.clone());
+                }
+                Ok(OnDisk::Foreign) => tracing::warn!(
+                    file = %dir.join(name).display(),
+                    "a unit file unitdeck created was replaced by hand; leaving it alone"
+                ),
+                Err(e) => tracing::warn!(file = name, error = %e, "cannot read a unit file"),
+            }
+        }
+        if differing.is_empty() {
+            continue;
+        }
+        let dir = dir.clone();
+        let names: Vec<String> = differing.keys().cloned().collect();
+        match tokio::task::spawn_blocking(move || install::install_files(&dir, &differing, &[]))
+            .await?
+        {
+            Ok(installed) => {
+                drop(installed);
+                tracing::warn!(files = ?names, revision = row.revision,
+                    "restored unit files to their recorded revision (interrupted change)");
+                restored.extend(names);
+            }
+            Err(e) => tracing::error!(files = ?names, error = %e, "cannot restore unit files"),
+        }
+    }
+    if !restored.is_empty() {
+        let systemd = state.systemd.clone();
+        tokio::spawn(async move {
+            for _ in 0..600 {
+                if let Ok(bus) = systemd.bus() {
+                    if let Err(e) = bus.reload().await {
+                        tracing::error!(error = %e, "reload after restoring unit files failed");
+                    }
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+    Ok(())
+}
+
+fn is_running(summary: &UnitSummary) -> bool {
+    matches!(
+        summary.active_state.as_deref(),
+        Some("active" | "activating" | "reloading")
+    )
+}
+
+impl AppState {
+    fn unit_dir(&self) -> PathBuf {
+        self.config.unit_dir.clone()
+    }
+
+    // --- reading ---------------------------------------------------------------------
+
+    pub async fn list_unit_files(&self) -> AppResult<Vec<UnitFileInfo>> {
+        Ok(self.db.list_unit_files().await?)
+    }
+
+    pub async fn unit_file(&self, raw: &str) -> AppResult<UnitFileDetail> {
+        let current = self.current(raw).await?;
+        let revisions = self.db.unit_file_revisions(&current.row.name).await?;
+        Ok(UnitFileDetail {
+            name: current.row.name,
+            kind: current.row.kind,
+            revision: current.row.revision,
+            spec: current.spec,
+            files: current.files,
+            revisions,
+            created_at: current.row.created_at,
+            updated_at: current.row.updated_at,
+        })
+    }
+
+    /// The unit file with the files of its latest `limit` revisions (for the diff view).
+    pub async fn unit_file_history(
+        &self,
+        raw: &str,
+        limit: usize,
+    ) -> AppResult<(UnitFileDetail, Vec<RevisionFiles>)> {
+        let detail = self.unit_file(raw).await?;
+        let mut history = Vec::new();
+        for info in detail.revisions.iter().take(limit) {
+            if let Some(stored) = self
+                .db
+                .unit_file_revision(&detail.name, info.revision)
+                .await?
+            {
+                history.push(RevisionFiles {
+                    info: info.clone(),
+                    files: serde_json::from_str(&stored.files).map_err(AppError::internal)?,
+                });
+            }
+        }
+        Ok((detail, history))
+    }
+
+    /// Free watched ports and known unit names, for the form's pickers.
+    pub async fn unit_form_choices(&self) -> AppResult<FormChoices> {
+        let mut claimed: Vec<u16> = Vec::new();
+        for row in self.db.list_unit_files().await? {
+            if let Some(stored) = self.db.unit_file_revision(&row.name, row.revision).await?
+                && let Ok(spec) = serde_json::from_str::<UnitSpec>(&stored.spec)
+            {
+                claimed.extend(spec.port_number());
+            }
+        }
+        let listening: Vec<u16> = tokio::task::spawn_blocking(|| {
+            crate::ports::scan(std::path::Path::new("/proc"))
+                .map(|ls| ls.into_iter().map(|l| l.port).collect())
+                .unwrap_or_default()
+        })
+        .await
+        .unwrap_or_default();
+        let free_ports = self
+            .config
+            .watched_ports
+            .iter()
+            .copied()
+            .filter(|p| !listening.contains(p) && !claimed.contains(p))
+            .collect();
+        let units = self
+            .systemd
+            .list(&crate::systemd::watch::UnitFilter::default())
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
+        Ok(FormChoices { free_ports, units })
+    }
+
+    async fn current(&self, raw: &str) -> AppResult<Current> {
+        let base = base_name(raw)?;
+        let key = format!("{base}.service");
+        let Some(row) = self.db.unit_file(&key).await? else {
+            return Err(AppError::NotFound(format!(
+                "unitdeck created no unit file named {raw}"
+            )));
+        };
+        let stored = self
+            .db
+            .unit_file_revision(&key, row.revision)
+            .await?
+            .ok_or_else(|| {
+                AppError::Internal(format!("revision {} of {key} is missing", row.revision))
+            })?;
+        Ok(Current {
+            spec: serde_json::from_str(&stored.spec).map_err(AppError::internal)?,
+            files: serde_json::from_str(&stored.files).map_err(AppError::internal)?,
+            row,
+        })
+    }
+
+    /// Like `current`, for a change: a unit unitdeck did not create is a 409, not a 404.
+    async fn current_for_change(&self, raw: &str) -> AppResult<Current> {
+        match self.current(raw).await {
+            Err(AppError::NotFound(not_found)) => {
+                let base = base_name(raw)?;
+                let mut names = vec![format!("{base}.service"), format!("{base}.timer")];
+                if is_valid_unit_name(raw) && !names.iter().any(|n| n == raw) {
+                    names.insert(0, raw.to_string());
+                }
+                for name in names {
+                    if let Some(reason) = self.foreign_unit(&name).await? {
+                        return Err(AppError::Conflict(format!(
+                            "{reason}; unitdeck only changes or deletes units it created"
+                        )));
+                    }
+                }
+                Err(AppError::NotFound(not_found))
+            }
+            other => other,
+        }
+    }
+
+    /// Why `name` belongs to someone else (a file without our marker in the unit
+    /// directory, or a unit systemd knows from elsewhere), or None when it is free or ours.
+    async fn foreign_unit(&self, name: &str) -> AppResult<Option<String>> {
+        let dir = self.unit_dir();
+        let path = dir.join(name);
+        let disk = {
+            let dir = dir.clone();
+            let name = name.to_string();
+            tokio::task::spawn_blocking(move || install::on_disk(&dir, &name))
+                .await
+                .map_err(AppError::internal)?
+                .map_err(|e| AppError::Internal(format!("cannot read {}: {e}", path.display())))?
+        };
+        if disk == OnDisk::Foreign {
+            return Ok(Some(format!(
+                "{} exists and was not created by unitdeck",
+                path.display()
+            )));
+        }
+        match self.systemd.detail(name).await {
+            Err(SystemdError::NoSuchUnit(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+            Ok(detail) => {
+                let fragment = detail.fragment_path.unwrap_or_default();
+                if matches!(disk, OnDisk::Ours(_)) && std::path::Path::new(&fragment) == path {
+                    return Ok(None);
+                }
+                let load_state = detail.summary.load_state.unwrap_or_default();
+                let origin = if fragment.is_empty() {
+                    format!("load state {load_state}")
+                } else {
+                    fragment
+                };
+                Ok(Some(format!(
+                    "{name} already exists ({origin}) and was not created by unitdeck"
+                )))
+            }
+        }
+    }
+
+    // --- checks ------------------------------------------------------------------------
+
+    /// Validation, schedule, render, existence checks and verify. `Err` = the spec itself
+    /// is invalid (422 even for a preview); problems of the machine go to `verify.errors`.
+    async fn prepare(&self, spec: &UnitSpec) -> Result<Prepared, Vec<FieldError>> {
+        validate(spec)?;
+        let next_runs = match (spec.kind, spec.schedule_str()) {
+            (UnitKind::Job, Some(schedule)) => Some(
+                install::next_runs(schedule)
+                    .await
+                    .map_err(|m| vec![FieldError::new("schedule", m)])?,
+            ),
+            _ => None,
+        };
+        let files = render(spec);
+        let primary = spec.primary_unit();
+        let (mut verify, missing) =
+            tokio::join!(install::verify(&files, &primary), install::preflight(spec));
+        let hard = std::mem::take(&mut verify.errors);
+        verify.errors = missing;
+        for e in hard {
+            if !verify.errors.iter().any(|x| x.field == e.field) {
+                verify.errors.push(e);
+            }
+        }
+        verify.ok = verify.ok && verify.errors.is_empty();
+        Ok(Prepared {
+            files,
+            verify,
+            next_runs,
+        })
+    }
+
+    /// Renders and checks a spec without changing anything. A name taken by a unit
+    /// unitdeck did not create is reported on `name` in `verify.errors`.
+    pub async fn preview_unit_file(&self, spec: &UnitSpec) -> AppResult<Preview> {
+        let mut prepared = self.prepare(spec).await.map_err(AppError::Validation)?;
+        let ours = self.db.unit_file(&spec.unit_name()).await?.is_some();
+        if !ours {
+            for name in [spec.unit_name(), format!("{}.timer", spec.name)] {
+                if let Some(reason) = self.foreign_unit(&name).await? {
+                    prepared
+                        .verify
+                        .errors
+                        .insert(0, FieldError::new("name", reason));
+                    prepared.verify.ok = false;
+                    break;
+                }
+            }
+        }
+        Ok(Preview {
+            files: prepared.files,
+            verify: prepared.verify,
+            next_runs: prepared.next_runs,
+        })
+    }
+
+    async fn audit_change(
+        &self,
+        principal: &Principal,
+        action: &str,
+        target: &str,
+        result: &str,
+        detail: Option<&str>,
+    ) -> AppResult<()> {
+        self.audit(AuditEntry {
+            actor: &principal.actor,
+            action,
+            target: Some(target),
+            result,
+            detail,
+        })
+        .await
+    }
+
+    /// Audits a refused change and returns the error.
+    async fn refuse(
+        &self,
+        principal: &Principal,
+        action: &str,
+        target: &str,
+        err: AppError,
+    ) -> AppError {
+        let (result, detail) = match &err {
+            AppError::Validation(errors) => (
+                "invalid",
+                errors
+                    .iter()
+                    .map(|e| e.field.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            AppError::Conflict(m) => ("refused", m.clone()),
+            AppError::NotFound(m) => ("not-found", m.clone()),
+            other => ("failed", other.to_string()),
+        };
+        if let Err(e) = self
+            .audit_change(principal, action, target, result, Some(&detail))
+            .await
+        {
+            tracing::error!(error = %e, "could not audit a refused unit-file change");
+        }
+        err
+    }
+
+    /// `prepare` for a change: any problem is a 422.
+    async fn prepare_for_change(&self, spec: &UnitSpec) -> AppResult<Prepared> {
+        let prepared = self.prepare(spec).await.map_err(AppError::Validation)?;
+        if !prepared.verify.errors.is_empty() {
+            return Err(AppError::Validation(prepared.verify.errors.clone()));
+        }
+        Ok(prepared)
+    }
+
+    // --- changes -------------------------------------------------------------------------
+
+    /// `POST /api/v1/unit-files`.
+    pub async fn create_unit_file(
+        &self,
+        principal: &Principal,
+        spec: UnitSpec,
+    ) -> AppResult<Applied> {
+        const ACTION: &str = "unitfile.create";
+        let _guard = CHANGES.lock().await;
+        let target = spec.unit_name();
+        let checked = async {
+            validate(&spec).map_err(AppError::Validation)?;
+            if self.db.unit_file(&target).await?.is_some() {
+                return Err(AppError::Conflict(format!(
+                    "{target} already exists; change it with PUT /api/v1/unit-files/{}",
+                    spec.name
+                )));
+            }
+            for name in [spec.unit_name(), format!("{}.timer", spec.name)] {
+                if let Some(reason) = self.foreign_unit(&name).await? {
+                    return Err(AppError::Conflict(reason));
+                }
+            }
+            self.prepare_for_change(&spec).await
+        }
+        .await;
+        let prepared = match checked {
+            Ok(p) => p,
+            Err(e) => return Err(self.refuse(principal, ACTION, &target, e).await),
+        };
+        let revision = self
+            .install_and_commit(principal, ACTION, &spec, &prepared, None, "")
+            .await?;
+        let (job, warnings) = self.apply_state(principal, &spec, None).await;
+        Ok(self.applied(&spec, revision, prepared, job, warnings).await)
+    }
+
+    /// `PUT /api/v1/unit-files/{name}`: a new revision; restarts the unit if it was running.
+    pub async fn update_unit_file(
+        &self,
+        principal: &Principal,
+        raw: &str,
+        spec: UnitSpec,
+    ) -> AppResult<Applied> {
+        let _guard = CHANGES.lock().await;
+        self.change(principal, "unitfile.update", raw, spec, String::new())
+            .await
+    }
+
+    /// `POST /api/v1/unit-files/{name}/rollback`: a new revision with revision N's spec.
+    pub async fn rollback_unit_file(
+        &self,
+        principal: &Principal,
+        raw: &str,
+        revision: i64,
+    ) -> AppResult<Applied> {
+        const ACTION: &str = "unitfile.rollback";
+        let _guard = CHANGES.lock().await;
+        let target = base_name(raw).map_or_else(|_| raw.to_string(), |b| format!("{b}.service"));
+        let spec = async {
+            let current = self.current_for_change(raw).await?;
+            let stored = self
+                .db
+                .unit_file_revision(&current.row.name, revision)
+                .await?
+                .ok_or_else(|| {
+                    AppError::Validation(vec![FieldError::new(
+                        "revision",
+                        format!(
+                            "{} has no revision {revision} (revisions 1 to {})",
+                            current.row.name, current.row.revision
+                        ),
+                    )])
+                })?;
+            serde_json::from_str::<UnitSpec>(&stored.spec).map_err(AppError::internal)
+        }
+        .await;
+        let spec = match spec {
+            Ok(s) => s,
+            Err(e) => return Err(self.refuse(principal, ACTION, &target, e).await),
+        };
+        self.change(
+            principal,
+            ACTION,
+            raw,
+            spec,
+            format!(" (rollback to revision {revision})"),
+        )
+        .await
+    }
+
+    /// An update or rollback, with the change lock held.
+    async fn change(
+        &self,
+        principal: &Principal,
+        action: &str,
+        raw: &str,
+        spec: UnitSpec,
+        note: String,
+    ) -> AppResult<Applied> {
+        let target = base_name(raw).map_or_else(|_| raw.to_string(), |b| format!("{b}.service"));
+        let checked = async {
+            let current = self.current_for_change(raw).await?;
+            let base = base_name(raw)?;
+            if spec.name != base {
+                return Err(AppError::Validation(vec![FieldError::new(
+                    "name",
+                    format!("must be {base:?}, the unit in the URL; renaming is not supported"),
+                )]));
+            }
+            validate(&spec).map_err(AppError::Validation)?;
+            // A file this spec adds (a job's timer) must not belong to someone else.
+            for name in spec.file_names() {
+                if !current.files.contains_key(&name)
+                    && let Some(reason) = self.foreign_unit(&name).await?
+                {
+                    return Err(AppError::Conflict(reason));
+                }
+            }
+            let prepared = self.prepare_for_change(&spec).await?;
+            Ok((current, prepared))
+        }
+        .await;
+        let (current, prepared) = match checked {
+            Ok(c) => c,
+            Err(e) => return Err(self.refuse(principal, action, &target, e).await),
+        };
+        let old_primary = current.spec.primary_unit();
+        let was_running = self
+            .systemd
+            .find(&old_primary)
+            .await
+            .map(|s| is_running(&s))
+            .unwrap_or(false);
+        if old_primary != spec.primary_unit() {
+            // The kind changed: the old primary unit goes away or changes role.
+            self.stop_and_disable(principal, &old_primary).await;
+        }
+        let revision = self
+            .install_and_commit(
+                principal,
+                action,
+                &spec,
+                &prepared,
+                Some((
+                    current.row.revision,
+                    current.files.keys().cloned().collect(),
+                )),
+                &note,
+            )
+            .await?;
+        let (job, warnings) = self.apply_state(principal, &spec, Some(was_running)).await;
+        Ok(self.applied(&spec, revision, prepared, job, warnings).await)
+    }
+
+    /// `DELETE /api/v1/unit-files/{name}`: stop, disable, remove the files, reload. The
+    /// history goes with it; the audit log keeps who did what, and the delete's audit row
+    /// holds the last spec.
+    pub async fn delete_unit_file(&self, principal: &Principal, raw: &str) -> AppResult<()> {
+        const ACTION: &str = "unitfile.delete";
+        let _guard = CHANGES.lock().await;
+        let target = base_name(raw).map_or_else(|_| raw.to_string(), |b| format!("{b}.service"));
+        let current = match self.current_for_change(raw).await {
+            Ok(c) => c,
+            Err(e) => return Err(self.refuse(principal, ACTION, &target, e).await),
+        };
+        let primary = current.spec.primary_unit();
+        self.stop_and_disable(principal, &primary).await;
+        if primary != current.spec.unit_name() {
+            self.stop(principal, &current.spec.unit_name()).await;
+        }
+        let names: Vec<String> = current.files.keys().cloned().collect();
+        let installed = self
+            .write_files(principal, ACTION, &current.row.name, BTreeMap::new(), names)
+            .await?;
+        if let Err(e) = self.reload().await {
+            return Err(self
+                .undo(principal, ACTION, &current.row.name, installed, e)
+                .await);
+        }
+        let spec_json = serde_json::to_string(&current.spec).map_err(AppError::internal)?;
+        let detail = format!(
+            "revision {} removed; last spec: {spec_json}",
+            current.row.revision
+        );
+        let deleted = self
+            .db
+            .delete_unit_file(
+                &current.row.name,
+                AuditEntry {
+                    actor: &principal.actor,
+                    action: ACTION,
+                    target: Some(&current.row.name),
+                    result: "ok",
+                    detail: Some(&detail),
+                },
+            )
+            .await;
+        match deleted {
+            Ok(true) => {
+                drop(installed);
+                self.refresh_managed().await;
+                // Forget a failed state so the unit disappears from the lists.
+                if let Ok(bus) = self.systemd.bus() {
+                    for name in current.files.keys() {
+                        let _ = bus
+                            .run_action(
+                                name,
+                                UnitAction::ResetFailed,
+                                false,
+                                self.systemd.job_results(),
+                            )
+                            .await;
+                    }
+                }
+                Ok(())
+            }
+            Ok(false) => Err(self
+                .undo(
+                    principal,
+                    ACTION,
+                    &current.row.name,
+                    installed,
+                    AppError::Conflict("the unit file was deleted meanwhile".into()),
+                )
+                .await),
+            Err(e) => Err(self
+                .undo(principal, ACTION, &current.row.name, installed, e.into())
+                .await),
+        }
+    }
+
+    async fn reload(&self) -> AppResult<()> {
+        Ok(self.systemd.bus()?.reload().await?)
+    }
+
+    async fn refresh_managed(&self) {
+        if let Err(e) = load_managed(&self.db, &self.systemd).await {
+            tracing::error!(error = %e, "cannot read the managed unit names");
+        }
+    }
+
+    /// Writes and removes files in the unit directory (atomically, see `install_files`).
+    async fn write_files(
+        &self,
+        principal: &Principal,
+        action: &str,
+        target: &str,
+        write: BTreeMap<String, String>,
+        remove: Vec<String>,
+    ) -> AppResult<Installed> {
+        let dir = self.unit_dir();
+        let shown = dir.display().to_string();
+        let written =
+            tokio::task::spawn_blocking(move || install::install_files(&dir, &write, &remove))
+                .await
+                .map_err(AppError::internal)?;
+        match written {
+            Ok(installed) => Ok(installed),
+            Err(e) => {
+                let err = AppError::Internal(format!("cannot write unit files in {shown}: {e}"));
+                Err(self.refuse(principal, action, target, err).await)
+            }
+        }
+    }
+
+    /// Puts the files back after a failure, reloads, audits the failure; returns `err`.
+    async fn undo(
+        &self,
+        principal: &Principal,
+        action: &str,
+        target: &str,
+        installed: Installed,
+        err: AppError,
+    ) -> AppError {
+        match tokio::task::spawn_blocking(move || installed.rollback()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "could not put unit files back"),
+            Err(e) => tracing::error!(error = %e, "could not put unit files back"),
+        }
+        if let Err(e) = self.reload().await {
+            tracing::error!(error = %e, "reload after putting unit files back failed");
+        }
+        self.refuse(principal, action, target, err).await
+    }
+
+    /// Files → reload → revision + audit in one transaction; undone on failure.
+    async fn install_and_commit(
+        &self,
+        principal: &Principal,
+        action: &str,
+        spec: &UnitSpec,
+        prepared: &Prepared,
+        previous: Option<(i64, Vec<String>)>,
+        note: &str,
+    ) -> AppResult<i64> {
+        let target = spec.unit_name();
+        let remove: Vec<String> = previous
+            .as_ref()
+            .map(|(_, old)| {
+                old.iter()
+                    .filter(|n| !prepared.files.contains_key(*n))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let installed = self
+            .write_files(principal, action, &target, prepared.files.clone(), remove)
+            .await?;
+        if let Err(e) = self.reload().await {
+            return Err(self.undo(principal, action, &target, installed, e).await);
+        }
+        let spec_json = serde_json::to_string(spec).map_err(AppError::internal)?;
+        let files_json = serde_json::to_string(&prepared.files).map_err(AppError::internal)?;
+        let next = previous.as_ref().map_or(1, |(rev, _)| rev + 1);
+        let detail = format!(
+            "revision {next}{note}; enable={} start={}",
+            spec.enable, spec.start
+        );
+        let committed = self
+            .db
+            .commit_unit_file_revision(
+                NewRevision {
+                    name: &target,
+                    kind: spec.kind.as_str(),
+                    spec: &spec_json,
+                    files: &files_json,
+                    actor: &principal.actor,
+                    previous: previous.as_ref().map(|(rev, _)| *rev),
+                },
+                AuditEntry {
+                    actor: &principal.actor,
+                    action,
+                    target: Some(&target),
+                    result: "ok",
+                    detail: Some(&detail),
+                },
+            )
+            .await;
+        match committed {
+            Ok(Some(revision)) => {
+                drop(installed);
+                self.refresh_managed().await;
+                Ok(revision)
+            }
+            Ok(None) => {
+                let err = AppError::Conflict(format!("{target} was changed meanwhile; try again"));
+                Err(self.undo(principal, action, &target, installed, err).await)
+            }
+            Err(e) => Err(self
+                .undo(principal, action, &target, installed, e.into())
+                .await),
+        }
+    }
+
+    /// Runs a unit action for a unit-file change and audits it like `unit_action` does.
+    async fn act(
+        &self,
+        principal: &Principal,
+        name: &str,
+        action: UnitAction,
+    ) -> Result<JobInfo, String> {
+        let outcome = self.systemd.run_action(name, action, true).await;
+        let (result, detail) = match &outcome {
+            Ok(o) => (
+                o.job.result.map_or("queued", |r| r.as_str()).to_string(),
+                o.job.id.map(|id| format!("job {id}")),
+            ),
+            Err(e) => ("error".to_string(), Some(e.to_string())),
+        };
+        if let Err(e) = self
+            .audit_change(
+                principal,
+                &format!("unit.{}", action.as_str()),
+                name,
+                &result,
+                detail.as_deref(),
+            )
+            .await
+        {
+            tracing::error!(error = %e, "could not audit a unit action");
+        }
+        outcome
+            .map(|o| o.job)
+            .map_err(|e| format!("{} {name}: {e}", action.as_str()))
+    }
+
+    async fn stop(&self, principal: &Principal, name: &str) {
+        if let Ok(summary) = self.systemd.find(name).await
+            && is_running(&summary)
+            && let Err(e) = self.act(principal, name, UnitAction::Stop).await
+        {
+            tracing::warn!(unit = name, error = %e, "stopping before a unit-file change failed");
+        }
+    }
+
+    async fn stop_and_disable(&self, principal: &Principal, name: &str) {
+        self.stop(principal, name).await;
+        if let Ok(summary) = self.systemd.find(name).await
+            && summary.unit_file_state.as_deref() == Some("enabled")
+            && let Err(e) = self.act(principal, name, UnitAction::Disable).await
+        {
+            tracing::warn!(unit = name, error = %e, "disabling before a unit-file change failed");
+        }
+    }
+
+    /// Enable/disable and start/restart the primary unit as the spec asks. `was_running` is
+    /// None for a new unit. Problems are returned as warnings: the change itself is kept.
+    async fn apply_state(
+        &self,
+        principal: &Principal,
+        spec: &UnitSpec,
+        was_running: Option<bool>,
+    ) -> (Option<JobInfo>, Vec<String>) {
+        let primary = spec.primary_unit();
+        let mut warnings = Vec::new();
+        let enabled = self
+            .systemd
+            .find(&primary)
+            .await
+            .ok()
+            .and_then(|s| s.unit_file_state)
+            .is_some_and(|s| s == "enabled");
+        let toggle = match (spec.enable, enabled) {
+            (true, false) => Some(UnitAction::Enable),
+            (false, true) if was_running.is_some() => Some(UnitAction::Disable),
+            _ => None,
+        };
+        if let Some(action) = toggle
+            && let Err(e) = self.act(principal, &primary, action).await
+        {
+            warnings.push(e);
+        }
+        let action = match was_running {
+            Some(true) => Some(UnitAction::Restart),
+            _ if spec.start => Some(UnitAction::Start),
+            _ => None,
+        };
+        let mut job = None;
+        if let Some(action) = action {
+            match self.act(principal, &primary, action).await {
+                Ok(j) => {
+                    if j.result.is_some_and(|r| r.as_str() != "done") {
+                        warnings.push(format!(
+                            "{} {primary}: {}; see its log",
+                            action.as_str(),
+                            j.result.map_or("queued", |r| r.as_str())
+                        ));
+                    }
+                    job = Some(j);
+                }
+                Err(e) => warnings.push(e),
+            }
+        }
+        (job, warnings)
+    }
+
+    async fn applied(
+        &self,
+        spec: &UnitSpec,
+        revision: i64,
+        prepared: Prepared,
+        job: Option<JobInfo>,
+        warnings: Vec<String>,
+    ) -> Applied {
+        let primary = spec.primary_unit();
+        let unit = match self.systemd.refresh_unit(&primary).await {
+            Ok(()) => self.systemd.summary(&primary),
+            Err(_) => None,
+        };
+        Applied {
+            name: spec.unit_name(),
+            revision,
+            files: prepared.files,
+            unit,
+            job,
+            warnings,
+            verify: prepared.verify,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_names_resolve_to_the_base_name() {
+        assert_eq!(base_name("shop-api").unwrap(), "shop-api");
+        assert_eq!(base_name("shop-api.service").unwrap(), "shop-api");
+        assert_eq!(base_name("nightly.timer").unwrap(), "nightly");
+        assert_eq!(base_name("my.app").unwrap(), "my.app");
+        assert_eq!(base_name("dbus.socket").unwrap(), "dbus.socket");
+        for bad in [
+            "",
+            ".service",
+            "../x",
+            "a/b",
+            "a b",
+            ".hidden",
+            "-x",
+            "a@b.service",
+            "a\nb",
+        ] {
+            assert!(
+                matches!(base_name(bad), Err(AppError::BadRequest(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}
