@@ -251,3 +251,212 @@ fn token_from_row(r: &sqlx::sqlite::SqliteRow) -> TokenInfo {
         last_used_at: r.get("last_used_at"),
     }
 }
+
+// --- unit files (created by unitdeck) ---------------------------------------------
+
+/// A unit file unitdeck created: the current state of `unit_files`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UnitFileRow {
+    /// The service file, e.g. `shop-api.service` (also for a job).
+    pub name: String,
+    /// `service` or `job`.
+    pub kind: String,
+    /// The revision currently installed.
+    pub revision: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One entry of a unit file's history (without its contents).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RevisionInfo {
+    pub revision: i64,
+    pub created_at: String,
+    /// Who made it (`admin`, `token:NAME`).
+    pub actor: String,
+}
+
+/// One stored revision with its spec and files, as JSON text.
+#[derive(Debug, Clone)]
+pub struct StoredRevision {
+    pub revision: i64,
+    pub spec: String,
+    pub files: String,
+    pub created_at: String,
+    pub actor: String,
+}
+
+/// A revision to commit: a new unit (`previous` = None) or the next revision of one.
+#[derive(Debug, Clone)]
+pub struct NewRevision<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub spec: &'a str,
+    pub files: &'a str,
+    pub actor: &'a str,
+    /// The revision the change was based on; the commit fails if it moved meanwhile.
+    pub previous: Option<i64>,
+}
+
+impl Db {
+    pub async fn list_unit_files(&self) -> sqlx::Result<Vec<UnitFileRow>> {
+        let rows = sqlx::query(
+            "SELECT name, kind, revision, created_at, updated_at FROM unit_files ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(unit_file_from_row).collect())
+    }
+
+    pub async fn unit_file(&self, name: &str) -> sqlx::Result<Option<UnitFileRow>> {
+        let row = sqlx::query(
+            "SELECT name, kind, revision, created_at, updated_at FROM unit_files WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(unit_file_from_row))
+    }
+
+    /// The history of a unit file, newest first.
+    pub async fn unit_file_revisions(&self, name: &str) -> sqlx::Result<Vec<RevisionInfo>> {
+        let rows = sqlx::query(
+            "SELECT revision, created_at, actor FROM unit_file_revisions \
+             WHERE name = ? ORDER BY revision DESC",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| RevisionInfo {
+                revision: r.get("revision"),
+                created_at: r.get("created_at"),
+                actor: r.get("actor"),
+            })
+            .collect())
+    }
+
+    pub async fn unit_file_revision(
+        &self,
+        name: &str,
+        revision: i64,
+    ) -> sqlx::Result<Option<StoredRevision>> {
+        let row = sqlx::query(
+            "SELECT revision, spec, files, created_at, actor FROM unit_file_revisions \
+             WHERE name = ? AND revision = ?",
+        )
+        .bind(name)
+        .bind(revision)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| StoredRevision {
+            revision: r.get("revision"),
+            spec: r.get("spec"),
+            files: r.get("files"),
+            created_at: r.get("created_at"),
+            actor: r.get("actor"),
+        }))
+    }
+
+    /// Records a new revision and its audit row in one transaction; returns the revision
+    /// number, or None when the unit already exists (create) or moved on (update).
+    pub async fn commit_unit_file_revision(
+        &self,
+        rev: NewRevision<'_>,
+        audit: AuditEntry<'_>,
+    ) -> sqlx::Result<Option<i64>> {
+        let now = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        let revision: Option<i64> = match rev.previous {
+            None => {
+                sqlx::query_scalar(
+                    "INSERT INTO unit_files (name, kind, revision, created_at, updated_at) \
+                     VALUES (?, ?, 1, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING revision",
+                )
+                .bind(rev.name)
+                .bind(rev.kind)
+                .bind(&now)
+                .bind(&now)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            Some(previous) => {
+                sqlx::query_scalar(
+                    "UPDATE unit_files SET revision = revision + 1, kind = ?, updated_at = ? \
+                     WHERE name = ? AND revision = ? RETURNING revision",
+                )
+                .bind(rev.kind)
+                .bind(&now)
+                .bind(rev.name)
+                .bind(previous)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+        };
+        let Some(revision) = revision else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO unit_file_revisions (name, revision, spec, files, created_at, actor) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(rev.name)
+        .bind(revision)
+        .bind(rev.spec)
+        .bind(rev.files)
+        .bind(&now)
+        .bind(rev.actor)
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(Some(revision))
+    }
+
+    /// Removes a unit file and its history, with its audit row, in one transaction;
+    /// false when it did not exist.
+    pub async fn delete_unit_file(&self, name: &str, audit: AuditEntry<'_>) -> sqlx::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM unit_files WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+async fn insert_audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    entry: &AuditEntry<'_>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO audit (time, actor, action, target, result, detail) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(now_rfc3339())
+    .bind(entry.actor)
+    .bind(entry.action)
+    .bind(entry.target)
+    .bind(entry.result)
+    .bind(entry.detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn unit_file_from_row(r: &sqlx::sqlite::SqliteRow) -> UnitFileRow {
+    UnitFileRow {
+        name: r.get("name"),
+        kind: r.get("kind"),
+        revision: r.get("revision"),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+    }
+}

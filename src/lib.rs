@@ -9,9 +9,12 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod health;
+pub mod logs;
 pub mod ports;
 pub mod state;
 pub mod systemd;
+pub mod unitfile;
 pub mod units;
 pub mod web;
 
@@ -101,20 +104,28 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         PasswordVerifier::from_source(&config.password, &db, &config.initial_password_path())
             .await?;
     let systemd = Systemd::start(config.bus_address.clone(), own_unit());
-    Ok(AppState {
+    unitfile::load_managed(&db, &systemd).await?;
+    let state = AppState {
         config: Arc::new(config),
         db,
         systemd,
         journal: Arc::new(JournalHub::new()),
         password,
         login_limiter: Arc::new(LoginLimiter::default()),
-    })
+        health: Default::default(),
+    };
+    // A change interrupted between its files and its revision is put back.
+    if let Err(e) = unitfile::reconcile_on_start(&state).await {
+        tracing::error!(error = %e, "cannot check the unit files unitdeck created");
+    }
+    Ok(state)
 }
 
 /// `unitdeck serve`.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let state = build_state(config).await?;
+    health::spawn(state.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

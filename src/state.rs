@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::auth::{LoginLimiter, PasswordVerifier};
 use crate::config::Config;
 use crate::db::Db;
+use crate::health::HealthChecks;
 use crate::systemd::Systemd;
 use crate::systemd::journal::JournalHub;
 
@@ -16,4 +17,5 @@ pub struct AppState {
     pub journal: Arc<JournalHub>,
     pub password: PasswordVerifier,
     pub login_limiter: Arc<LoginLimiter>,
+    pub health: HealthChecks,
 }

@@ -1,9 +1,12 @@
 //! The unit operations behind both the JSON API and the HTML pages.
 
+use std::time::Duration;
+
 use crate::auth::Principal;
 use crate::db::AuditEntry;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use crate::systemd::journal::{self, LogEntry, LogFilter};
 use crate::systemd::names::{UNIT_TYPES, is_valid_unit_name};
 use crate::systemd::watch::UnitFilter;
 use crate::systemd::{ActionOutcome, SystemdError, UnitAction, UnitDetail, UnitSummary};
@@ -82,6 +85,36 @@ impl AppState {
         })
         .await
         .unwrap_or_default()
+    }
+
+    /// The last `lines` journal entries of the unit's latest run (its current
+    /// InvocationID): after a failed start, the lines that say why.
+    pub async fn last_run_log(&self, name: &str, lines: usize) -> AppResult<Vec<LogEntry>> {
+        let name = checked_unit_name(name)?;
+        let Some(invocation) = self.systemd.detail(name).await?.invocation_id else {
+            return Ok(Vec::new());
+        };
+        let filter = LogFilter {
+            unit: name.to_string(),
+            priority: None,
+            grep: None,
+            invocation: Some(invocation),
+            since: None,
+        };
+        // PID 1's own messages ("Failed with result ...") and the service's output
+        // reach journald through different sockets: right after the job fails the
+        // output may still be in flight. Give it a moment when none is there yet.
+        let mut entries = Vec::new();
+        for settle_ms in [0, 100, 200, 300, 400] {
+            tokio::time::sleep(Duration::from_millis(settle_ms)).await;
+            entries = journal::read(&filter, lines, None)
+                .await
+                .map_err(AppError::internal)?;
+            if entries.iter().any(|e| e.pid.is_some_and(|pid| pid != 1)) {
+                break;
+            }
+        }
+        Ok(entries)
     }
 
     /// Runs a unit action and audits it, refused or not, before answering.

@@ -9,6 +9,9 @@ const resync = () => W.htmx && htmx.trigger(B, 'unitdeck:resync');
 
 // 422 = a form re-rendered with .field-error: swap it
 if (W.htmx) htmx.config.responseHandling.unshift({ code: '422', swap: true });
+// Swapped-in content is processed (its sse-swap listeners registered) when it settles:
+// with htmx's default 20 ms a row's next live update within that time was lost.
+if (W.htmx) htmx.config.defaultSettleDelay = 0;
 
 // toasts
 const toast = (kind, msg) => {
@@ -26,6 +29,23 @@ on('htmx:responseError', e => {
   if (!/toast/.test(x.getResponseHeader('HX-Trigger') || '')) toast('err', 'Request failed: HTTP ' + x.status);
 });
 on('htmx:sendError', () => toast('err', 'Network error'));
+// A live update may replace a row while one of its buttons' requests runs: htmx then
+// fires the answer's events (toast, errors) on the detached button and swaps into the
+// old row. Redo both against the page as it is now.
+on('htmx:beforeSend', e => {
+  const { elt, xhr: x, target: t } = e.detail;
+  let lost = false;
+  x.addEventListener('readystatechange', () => { if (x.readyState === 4) lost = !elt.isConnected; });
+  x.addEventListener('loadend', () => {
+    if (!lost) return;
+    let m; try { m = JSON.parse(x.getResponseHeader('HX-Trigger')).toast; } catch { }
+    if (m) toast(m.kind, m.message);
+    else if (!x.status) toast('err', 'Network error');
+    else if (x.status >= 400) toast('err', 'Request failed: HTTP ' + x.status);
+    const now = t && t.id && d.getElementById(t.id);
+    if (now && now !== t && x.status === 200 && t.matches('.unit-row')) htmx.swap(now, x.responseText, { swapStyle: 'outerHTML' });
+  });
+});
 
 // connection banner; resync when an SSE source recovers
 const bad = new Set();
@@ -83,7 +103,7 @@ for (const t of ['htmx:afterSwap', 'htmx:oobAfterSwap', 'htmx:sseMessage'])
   on(t, () => { raf = raf || requestAnimationFrame(() => { raf = 0; filter(); times(); }); });
 
 // logs: follow the tail unless scrolled up; cap at 5000 lines
-const follow = new WeakMap();
+const follow = new WeakMap(), seenCursors = new WeakMap();
 const btn = l => {
   let b = l.nextElementSibling;
   if (b && b.matches('.log-follow')) return b;
@@ -113,6 +133,13 @@ new MutationObserver(ms => {
   const logs = new Set();
   for (const m of ms) for (const n of m.addedNodes) {
     if (n.nodeType !== 1) continue;
+    // A stream reopened without Last-Event-ID resends its backlog: keep one copy of each entry.
+    const c = n.dataset && n.dataset.cursor, box = m.target.closest('.log');
+    if (c && box) {
+      const seen = seenCursors.get(box) || seenCursors.set(box, new Set()).get(box);
+      if (seen.has(c)) { n.remove(); continue; }
+      seen.add(c);
+    }
     const l = m.target.closest('.log');
     if (l) logs.add(l);
     [n, ...all('.log', n)].forEach(x => x.matches('.log') && logs.add(x));

@@ -3,8 +3,11 @@
 
 mod access;
 mod events;
+pub mod logs;
 pub use events::{KEEP_ALIVE, async_stream};
 pub mod extract;
+mod unit_files;
+pub mod ports;
 mod units;
 
 use axum::Json;
@@ -63,6 +66,15 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(units::get_unit))
         .routes(routes!(units::unit_action))
         .routes(routes!(events::events))
+        .routes(routes!(unit_files::preview))
+        .routes(routes!(unit_files::create, unit_files::list))
+        .routes(routes!(unit_files::get, unit_files::update, unit_files::delete))
+        .routes(routes!(unit_files::rollback))
+        .routes(routes!(ports::ports))
+        .routes(routes!(ports::health_checks))
+        .routes(routes!(logs::logs))
+        .routes(routes!(logs::stream))
+        .routes(routes!(logs::download))
         .split_for_parts()
 }
 

@@ -7,6 +7,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::{Credential, Principal, Scope, secret_hash};
+use crate::db::AuditEntry;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -24,16 +25,19 @@ fn required_scope(method: &Method, path: &str) -> Scope {
     if matches!(*method, Method::GET | Method::HEAD) {
         return Scope::Read;
     }
-    let is_unit_action = |prefix: &str| {
-        path.strip_prefix(prefix)
-            .and_then(|rest| rest.split_once('/'))
-            .is_some_and(|(name, action)| !name.is_empty() && !action.is_empty() && !action.contains('/'))
-    };
-    if *method == Method::POST && (is_unit_action("/api/v1/units/") || is_unit_action("/ui/units/")) {
+    if *method == Method::POST && unit_action_path(path).is_some() {
         Scope::Operate
     } else {
         Scope::Admin
     }
+}
+
+/// `(name, action)` of `/api/v1/units/{name}/{action}` and `/ui/units/{name}/{action}`.
+fn unit_action_path(path: &str) -> Option<(&str, &str)> {
+    ["/api/v1/units/", "/ui/units/"]
+        .iter()
+        .filter_map(|prefix| path.strip_prefix(prefix)?.split_once('/'))
+        .find(|(name, action)| !name.is_empty() && !action.is_empty() && !action.contains('/'))
 }
 
 fn is_state_changing(method: &Method) -> bool {
@@ -119,6 +123,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let via_cookie = principal.as_ref().is_none_or(Principal::is_session);
     if is_state_changing(&method) && via_cookie && is_cross_site(req.headers()) {
         let err = AppError::Forbidden("cross-site request refused".into());
+        if let Err(e) = audit_refusal(&state, principal.as_ref(), &method, &path, &err).await {
+            return e.into_response();
+        }
         return if is_api {
             err.into_response()
         } else {
@@ -129,11 +136,14 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         Some(principal) => {
             let needed = required_scope(&method, &path);
             if !public && principal.scope < needed {
-                return AppError::Forbidden(format!(
+                let err = AppError::Forbidden(format!(
                     "this token's scope is {}; this request needs {needed}",
                     principal.scope
-                ))
-                .into_response();
+                ));
+                if let Err(e) = audit_refusal(&state, Some(&principal), &method, &path, &err).await {
+                    return e.into_response();
+                }
+                return err.into_response();
             }
             req.extensions_mut().insert(principal);
         }
@@ -154,6 +164,45 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         }
     }
     next.run(req).await
+}
+
+/// Records a refused state change by a known caller (a token beyond its scope, a
+/// cookie sent cross-site) before the 403 goes out. Anonymous refusals are not
+/// recorded: anyone could fill the log with them.
+async fn audit_refusal(
+    state: &AppState,
+    principal: Option<&Principal>,
+    method: &Method,
+    path: &str,
+    err: &AppError,
+) -> Result<(), AppError> {
+    let Some(principal) = principal else {
+        return Ok(());
+    };
+    if !is_state_changing(method) {
+        return Ok(());
+    }
+    let (action, target) = refused_action(method, path);
+    state
+        .audit(AuditEntry {
+            actor: &principal.actor,
+            action: &action,
+            target: target.as_deref(),
+            result: "forbidden",
+            detail: Some(&err.to_string()),
+        })
+        .await
+}
+
+/// How a refused request appears in the audit log: unit actions like the
+/// allowed ones (`unit.stop`, the unit), anything else as method and path.
+fn refused_action(method: &Method, path: &str) -> (String, Option<String>) {
+    match unit_action_path(path) {
+        Some((name, action)) if *method == Method::POST => {
+            (format!("unit.{action}"), Some(name.to_string()))
+        }
+        _ => (format!("{method} {path}"), None),
+    }
 }
 
 /// Percent-encodes everything but unreserved characters.
@@ -204,6 +253,22 @@ mod tests {
         assert_eq!(required_scope(&Method::POST, "/api/v1/tokens"), Scope::Admin);
         assert_eq!(required_scope(&Method::DELETE, "/api/v1/units/a.service/x"), Scope::Admin);
         assert_eq!(required_scope(&Method::POST, "/api/v1/unit-files/a/rollback"), Scope::Admin);
+    }
+
+    #[test]
+    fn refusals_are_named_like_the_actions() {
+        assert_eq!(
+            refused_action(&Method::POST, "/api/v1/units/a.service/stop"),
+            ("unit.stop".to_string(), Some("a.service".to_string()))
+        );
+        assert_eq!(
+            refused_action(&Method::POST, "/ui/units/a.service/start"),
+            ("unit.start".to_string(), Some("a.service".to_string()))
+        );
+        assert_eq!(
+            refused_action(&Method::DELETE, "/api/v1/tokens/3"),
+            ("DELETE /api/v1/tokens/3".to_string(), None)
+        );
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub enum Credential {
     Session(String),
     /// An API token; holds its id.
     Token(i64),
+    /// unitdeck acting on its own (health-check restarts).
+    Internal,
 }
 
 /// The authenticated caller, put into request extensions by the middleware.

@@ -13,7 +13,7 @@ use zbus_systemd::systemd1::ManagerProxy;
 use super::SystemdError;
 use super::UnitSummary;
 use super::names::unit_type;
-use super::props::PropertyMap;
+use super::props::{PropertyMap, Stamp};
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";
 const UNIT_INTERFACE: &str = "org.freedesktop.systemd1.Unit";
@@ -105,7 +105,8 @@ impl JobResult {
 pub struct JobInfo {
     /// systemd's job id; null for actions that queue no job (enable, disable, reset-failed).
     pub id: Option<u32>,
-    /// null when `?wait=false` returned before the job finished.
+    /// null when the job was not waited for: `?wait=false`, or an action on
+    /// unitdeck's own unit (it cannot outlive its own restart).
     pub result: Option<JobResult>,
 }
 
@@ -198,6 +199,15 @@ impl Bus {
         path: &str,
         interface: &str,
     ) -> Result<PropertyMap, SystemdError> {
+        Ok(self.get_all_stamped(path, interface).await?.0)
+    }
+
+    /// GetAll, with the stamp of systemd's reply (to order it against signals).
+    pub async fn get_all_stamped(
+        &self,
+        path: &str,
+        interface: &str,
+    ) -> Result<(PropertyMap, Option<Stamp>), SystemdError> {
         let reply = self
             .conn
             .call_method(
@@ -208,7 +218,10 @@ impl Bus {
                 &(interface,),
             )
             .await?;
-        Ok(reply.body().deserialize::<PropertyMap>()?)
+        Ok((
+            reply.body().deserialize::<PropertyMap>()?,
+            Stamp::of(&reply),
+        ))
     }
 
     pub async fn get(
@@ -230,18 +243,19 @@ impl Bus {
         Ok(reply.body().deserialize::<zbus::OwnedVariant>()?)
     }
 
-    /// The Unit interface's properties plus the type interface's (Service, Timer, ...).
+    /// The Unit interface's properties plus the type interface's (Service, Timer, ...),
+    /// stamped with the first reply (the data is at least that fresh).
     pub async fn unit_properties(
         &self,
         path: &str,
         name: &str,
-    ) -> Result<(PropertyMap, PropertyMap), SystemdError> {
-        let unit = self.get_all(path, UNIT_INTERFACE).await?;
+    ) -> Result<(PropertyMap, PropertyMap, Option<Stamp>), SystemdError> {
+        let (unit, stamp) = self.get_all_stamped(path, UNIT_INTERFACE).await?;
         let type_props = match type_interface(name) {
             Some(interface) => self.get_all(path, &interface).await?,
             None => PropertyMap::new(),
         };
-        Ok((unit, type_props))
+        Ok((unit, type_props, stamp))
     }
 
     /// The few per-service fields a summary needs, without the 250-property GetAll.
@@ -288,8 +302,17 @@ impl Bus {
                 return Ok(done);
             }
             UnitAction::ResetFailed => {
-                self.manager.reset_failed_unit(name.to_string()).await?;
-                return Ok(done);
+                match self
+                    .manager
+                    .reset_failed_unit(name.to_string())
+                    .await
+                    .map_err(SystemdError::from)
+                {
+                    // systemd answers NoSuchUnit for a unit that exists but is not
+                    // loaded (the caller checked it exists): nothing failed to reset.
+                    Ok(()) | Err(SystemdError::NoSuchUnit(_)) => return Ok(done),
+                    Err(other) => return Err(other),
+                }
             }
             _ => {}
         }

@@ -26,6 +26,34 @@ pub struct UnitRecord {
     pub active_since: Option<String>,
     pub n_restarts: Option<u32>,
     pub invocation_id: Option<String>,
+    /// The systemd message the newest applied data came from (see [`Stamp`]).
+    pub stamp: Option<Stamp>,
+}
+
+/// Where a piece of unit data came from: systemd's unique bus name and the serial
+/// of its message (a signal, or the reply to a read). systemd numbers its messages
+/// in the order it sends them, so of two stamps from the same connection the lower
+/// serial is the older state. A signal queued behind a fresher read (a resync, the
+/// refresh after an action) must not roll the cache back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub sender: String,
+    pub serial: u32,
+}
+
+impl Stamp {
+    pub fn of(msg: &zbus::Message) -> Option<Self> {
+        let header = msg.header();
+        Some(Self {
+            sender: header.sender()?.to_string(),
+            serial: header.primary().serial_num().get(),
+        })
+    }
+
+    /// Sent by the same systemd connection before `other`.
+    pub fn is_older_than(&self, other: &Stamp) -> bool {
+        self.sender == other.sender && self.serial < other.serial
+    }
 }
 
 impl UnitRecord {
@@ -34,6 +62,23 @@ impl UnitRecord {
             name,
             ..Self::default()
         }
+    }
+
+    /// Applies `props` stamped `stamp` unless the record already holds newer data;
+    /// returns whether it applied them.
+    pub fn apply_stamped(&mut self, props: &[&PropertyMap], stamp: Option<&Stamp>) -> bool {
+        if let (Some(new), Some(held)) = (stamp, &self.stamp)
+            && new.is_older_than(held)
+        {
+            return false;
+        }
+        for p in props {
+            self.apply(p);
+        }
+        if let Some(stamp) = stamp {
+            self.stamp = Some(stamp.clone());
+        }
+        true
     }
 
     /// Applies every property it knows from `props`; ignores the rest.
@@ -117,6 +162,26 @@ mod tests {
 
     fn v<T: Into<zbus::Variant<'static>>>(x: T) -> OwnedVariant {
         OwnedVariant::try_from(x.into()).unwrap()
+    }
+
+    #[test]
+    fn older_data_does_not_roll_a_record_back() {
+        let stamp = |sender: &str, serial| Stamp {
+            sender: sender.to_string(),
+            serial,
+        };
+        let state = |s: &'static str| PropertyMap::from([("ActiveState".to_string(), v(s))]);
+        let mut record = UnitRecord::new("x.service".into());
+        // A fresh read (serial 20), then a signal that was queued behind it (serial 12).
+        assert!(record.apply_stamped(&[&state("active")], Some(&stamp(":1.1", 20))));
+        assert!(!record.apply_stamped(&[&state("inactive")], Some(&stamp(":1.1", 12))));
+        assert_eq!(record.active_state.as_deref(), Some("active"));
+        // Newer data applies; so does data from a new systemd connection, or unstamped data.
+        assert!(record.apply_stamped(&[&state("failed")], Some(&stamp(":1.1", 21))));
+        assert!(record.apply_stamped(&[&state("active")], Some(&stamp(":1.9", 3))));
+        assert!(record.apply_stamped(&[&state("inactive")], None));
+        assert_eq!(record.active_state.as_deref(), Some("inactive"));
+        assert_eq!(record.stamp, Some(stamp(":1.9", 3)));
     }
 
     #[test]

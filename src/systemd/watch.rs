@@ -5,7 +5,7 @@
 //! MemoryCurrent and CPUUsageNSec send no signals: a timer refreshes them while
 //! someone is looking.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -17,7 +17,9 @@ use zbus::message::Type as MessageType;
 
 use super::manager::{Bus, UnitAction};
 use super::names::{is_template, unit_name_from_object_path, unit_object_path, unit_type};
-use super::props::{PropertyMap, UnitRecord, calendar_specs, exec_argv, string, strings, u64_of};
+use super::props::{
+    PropertyMap, Stamp, UnitRecord, calendar_specs, exec_argv, string, strings, u64_of,
+};
 use super::{
     ActionOutcome, Health, SystemdError, TimerInfo, UnitDetail, UnitSummary, format_usec,
 };
@@ -71,7 +73,21 @@ struct Inner {
     last_interest: AtomicI64,
     /// JobRemoved signals, for actions waiting on their job.
     jobs: broadcast::Sender<(String, String)>,
+    /// Recent memory/CPU readings per unit, for the sparklines.
+    samples: RwLock<HashMap<String, VecDeque<Sample>>>,
 }
+
+/// One memory/CPU reading of a unit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    pub memory_bytes: Option<u64>,
+    pub cpu_usage_ns: Option<u64>,
+}
+
+/// Readings kept per unit: ten minutes at one per `STATS_PERIOD`.
+const MAX_SAMPLES: usize = 200;
 
 /// A systemd signal, queued for the watcher.
 enum Signal {
@@ -80,7 +96,6 @@ enum Signal {
     UnitRemoved(String),
     Reloaded,
     UnitFilesChanged,
-    JobRemoved { job: String, result: String },
     /// A stream ended: the connection is gone.
     Closed,
 }
@@ -137,6 +152,7 @@ impl Systemd {
                 events,
                 last_interest: AtomicI64::new(0),
                 jobs: broadcast::channel(1024).0,
+                samples: RwLock::new(HashMap::new()),
             }),
         };
         tokio::spawn(systemd.clone().watch_forever());
@@ -270,11 +286,11 @@ impl Systemd {
     pub async fn detail(&self, name: &str) -> Result<UnitDetail, SystemdError> {
         let bus = self.bus()?;
         let path = bus.load_unit(name).await?;
-        let (unit_props, type_props) = bus.unit_properties(path.as_str(), name).await?;
+        let (unit_props, type_props, stamp) = bus.unit_properties(path.as_str(), name).await?;
         if string_prop(&unit_props, "LoadState").as_deref() == Some("not-found") {
             return Err(SystemdError::NoSuchUnit(name.to_string()));
         }
-        let record = self.store(name, &unit_props, &type_props);
+        let record = self.store(name, &unit_props, &type_props, stamp.as_ref());
         let summary = self.summary_of(&record);
         let list = |key: &str| unit_props.get(key).map(strings).unwrap_or_default();
         let timer = (unit_type(name) == "timer").then(|| TimerInfo {
@@ -324,6 +340,10 @@ impl Systemd {
                 action.as_str()
             )));
         }
+        // unitdeck cannot wait for a job on its own unit: a restart finishes only
+        // after this process has exited, and this process lets its open requests
+        // finish before it exits. Answer with the queued job instead.
+        let wait = wait && self.own_unit() != Some(name);
         let job = self
             .bus()?
             .run_action(name, action, wait, self.job_results())
@@ -358,7 +378,9 @@ impl Systemd {
     pub async fn refresh_unit(&self, name: &str) -> Result<(), SystemdError> {
         let bus = self.bus()?;
         let path = bus.load_unit(name).await?;
-        let unit_props = bus.get_all(path.as_str(), "org.freedesktop.systemd1.Unit").await?;
+        let (unit_props, stamp) = bus
+            .get_all_stamped(path.as_str(), "org.freedesktop.systemd1.Unit")
+            .await?;
         if string_prop(&unit_props, "LoadState").as_deref() == Some("not-found") {
             return Err(SystemdError::NoSuchUnit(name.to_string()));
         }
@@ -367,21 +389,27 @@ impl Systemd {
         } else {
             PropertyMap::new()
         };
-        self.store(name, &unit_props, &service_props);
+        self.store(name, &unit_props, &service_props, stamp.as_ref());
         Ok(())
     }
 
     /// Applies property maps to a unit's record, emitting a change when it shows.
-    fn store(&self, name: &str, a: &PropertyMap, b: &PropertyMap) -> UnitRecord {
+    /// Data older than what the record holds (by `stamp`) is ignored.
+    fn store(
+        &self,
+        name: &str,
+        a: &PropertyMap,
+        b: &PropertyMap,
+        stamp: Option<&Stamp>,
+    ) -> UnitRecord {
         let (record, changed) = {
             let mut units = self.inner.units.write().unwrap();
             let record = units
                 .entry(name.to_string())
                 .or_insert_with(|| UnitRecord::new(name.to_string()));
             let before = record.clone();
-            record.apply(a);
-            record.apply(b);
-            (record.clone(), visible_change(&before, record))
+            let applied = record.apply_stamped(&[a, b], stamp);
+            (record.clone(), applied && visible_change(&before, record))
         };
         if changed {
             let _ = self
@@ -447,9 +475,6 @@ impl Systemd {
                 Signal::UnitRemoved(name) => self.on_unit_removed(&name),
                 Signal::Reloaded => self.resync(&bus).await?,
                 Signal::UnitFilesChanged => self.refresh_unit_file_states(&bus).await,
-                Signal::JobRemoved { job, result } => {
-                    let _ = self.inner.jobs.send((job, result));
-                }
                 Signal::Closed => break,
             }
         }
@@ -487,19 +512,26 @@ impl Systemd {
             .receive_unit_files_changed()
             .await?
             .map(|_| Signal::UnitFilesChanged);
-        let jobs = manager.receive_job_removed().await?.filter_map(|s| async move {
-            s.args().ok().map(|a| Signal::JobRemoved {
-                job: a.job.to_string(),
-                result: a.result.clone(),
-            })
-        });
+        // Job results skip the queue: an action waiting for its job must not wait
+        // behind a resync of the whole cache after a daemon-reload.
+        let mut jobs = manager.receive_job_removed().await?;
+        let results = self.inner.jobs.clone();
+        let job_tx = tx.clone();
+        let job_forwarder = AbortOnDrop(tokio::spawn(async move {
+            while let Some(signal) = jobs.next().await {
+                if let Ok(args) = signal.args() {
+                    let _ = results.send((args.job.to_string(), args.result.clone()));
+                }
+            }
+            let _ = job_tx.send(Signal::Closed);
+        }));
         Ok(vec![
             forward(changes.boxed(), tx.clone()),
             forward(unit_new.boxed(), tx.clone()),
             forward(unit_removed.boxed(), tx.clone()),
             forward(reloading.boxed(), tx.clone()),
-            forward(files.boxed(), tx.clone()),
-            forward(jobs.boxed(), tx),
+            forward(files.boxed(), tx),
+            job_forwarder,
         ])
     }
 
@@ -523,7 +555,7 @@ impl Systemd {
             return;
         };
         if self.inner.units.read().unwrap().contains_key(&name) {
-            self.store(&name, &changed, &PropertyMap::new());
+            self.store(&name, &changed, &PropertyMap::new(), Stamp::of(msg).as_ref());
         }
     }
 
@@ -539,18 +571,21 @@ impl Systemd {
                 .is_some_and(|p| std::path::Path::new(p).exists())
         };
         if keep {
-            let dead: PropertyMap = [
-                ("ActiveState", "inactive"),
-                ("SubState", "dead"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), zbus::OwnedVariant::try_from(zbus::Variant::from(v)).expect("string variant")))
-            .chain([(
-                "MainPID".to_string(),
-                zbus::OwnedVariant::try_from(zbus::Variant::from(0u32)).expect("u32 variant"),
-            )])
-            .collect();
-            self.store(name, &dead, &PropertyMap::new());
+            let summary = {
+                let mut units = self.inner.units.write().unwrap();
+                units.get_mut(name).map(|r| {
+                    r.active_state = Some("inactive".into());
+                    r.sub_state = Some("dead".into());
+                    r.main_pid = None;
+                    r.clone()
+                })
+            };
+            if let Some(record) = summary {
+                let _ = self
+                    .inner
+                    .events
+                    .send(UnitEvent::Changed(Box::new(self.summary_of(&record))));
+            }
         } else if self.inner.units.write().unwrap().remove(name).is_some() {
             let _ = self.inner.events.send(UnitEvent::Removed(name.to_string()));
         }
@@ -590,11 +625,19 @@ impl Systemd {
             .filter_map(|r| async move { r })
             .collect()
             .await;
-        let fresh: BTreeMap<String, UnitRecord> =
-            records.into_iter().map(|r| (r.name.clone(), r)).collect();
         let protected = self.compute_protected(bus).await;
         *self.inner.protected.write().unwrap() = protected;
-        *self.inner.units.write().unwrap() = fresh;
+        let mut units = self.inner.units.write().unwrap();
+        // A record stored meanwhile from a newer read (an action's refresh) stays.
+        let fresh: BTreeMap<String, UnitRecord> = records
+            .into_iter()
+            .map(|r| match units.remove(&r.name) {
+                Some(held) if is_newer(&held, &r) => (r.name.clone(), held),
+                _ => (r.name.clone(), r),
+            })
+            .collect();
+        *units = fresh;
+        drop(units);
         let _ = self.inner.events.send(UnitEvent::Resync);
         Ok(())
     }
@@ -634,7 +677,7 @@ impl Systemd {
             .await;
         for (name, props) in updates {
             if self.inner.units.read().unwrap().contains_key(&name) {
-                self.store(&name, &props, &PropertyMap::new());
+                self.store(&name, &props, &PropertyMap::new(), None);
             }
         }
     }
@@ -682,36 +725,70 @@ impl Systemd {
             .buffer_unordered(LOAD_CONCURRENCY)
             .collect()
             .await;
+        let at_ms = chrono::Utc::now().timestamp_millis();
         let mut units = self.inner.units.write().unwrap();
+        let mut samples = self.inner.samples.write().unwrap();
         for (name, map) in stats {
             if let Some(record) = units.get_mut(&name) {
                 record.apply(&map);
+                let series = samples.entry(name).or_default();
+                if series.len() == MAX_SAMPLES {
+                    series.pop_front();
+                }
+                series.push_back(Sample {
+                    at_ms,
+                    memory_bytes: record.memory_bytes,
+                    cpu_usage_ns: record.cpu_usage_ns,
+                });
             }
         }
+        // Units that stopped keep no history.
+        samples.retain(|name, _| units.contains_key(name));
+    }
+
+    /// The recent readings of a unit, oldest first (empty until someone looked).
+    pub fn samples(&self, name: &str) -> Vec<Sample> {
+        self.inner
+            .samples
+            .read()
+            .unwrap()
+            .get(name)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
     }
 }
 
 /// Reads a unit's record; None for names systemd does not know.
 async fn fetch_unit(bus: &Bus, name: &str) -> Result<Option<UnitRecord>, SystemdError> {
     let path = unit_object_path(name);
-    let unit_props = match bus.get_all(&path, "org.freedesktop.systemd1.Unit").await {
+    let (unit_props, stamp) = match bus
+        .get_all_stamped(&path, "org.freedesktop.systemd1.Unit")
+        .await
+    {
         Ok(p) => p,
         // Not loaded: load it (unit files that are installed but idle).
         Err(_) => {
             let loaded = bus.load_unit(name).await?;
-            bus.get_all(loaded.as_str(), "org.freedesktop.systemd1.Unit")
+            bus.get_all_stamped(loaded.as_str(), "org.freedesktop.systemd1.Unit")
                 .await?
         }
     };
     if string_prop(&unit_props, "LoadState").as_deref() == Some("not-found") {
         return Ok(None);
     }
+    let service_props = if unit_type(name) == "service" {
+        bus.service_fields(&path).await
+    } else {
+        PropertyMap::new()
+    };
     let mut record = UnitRecord::new(name.to_string());
-    record.apply(&unit_props);
-    if unit_type(name) == "service" {
-        record.apply(&bus.service_fields(&path).await);
-    }
+    record.apply_stamped(&[&unit_props, &service_props], stamp.as_ref());
     Ok(Some(record))
+}
+
+/// `a` holds data systemd sent after `b`'s.
+fn is_newer(a: &UnitRecord, b: &UnitRecord) -> bool {
+    matches!((&b.stamp, &a.stamp), (Some(b), Some(a)) if b.is_older_than(a))
 }
 
 fn string_prop(props: &PropertyMap, key: &str) -> Option<String> {

@@ -1,7 +1,11 @@
 //! Server-rendered pages (askama) and the htmx fragments they swap in.
 
+mod admin;
 mod assets;
+mod logs;
+mod ports;
 mod pages;
+mod unit_form;
 mod view;
 
 use askama::Template;
@@ -21,12 +25,25 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(pages::login_page).post(pages::login_submit))
         .route("/logout", post(pages::logout))
         .route("/units/{name}", get(pages::unit_page))
+        .route("/units/new", get(unit_form::new_page).post(unit_form::new_submit))
+        .route("/units/{name}/edit", get(unit_form::edit_page).post(unit_form::edit_submit))
+        .route("/units/{name}/rollback", post(unit_form::rollback))
+        .route("/units/{name}/delete", post(unit_form::delete))
+        .route("/ui/unit-form/preview", post(unit_form::preview_fragment))
         .route("/ui/units", get(pages::unit_rows))
         .route("/ui/units/{name}/row", get(pages::unit_row))
+        .route("/ui/units/{name}/resources", get(pages::unit_resources))
+        .route("/ui/units/{name}/logview", get(logs::log_view))
+        .route("/ui/units/{name}/logs/stream", get(logs::log_stream))
         .route("/ui/units/{name}/{action}", post(pages::unit_action))
         .route("/ui/events", get(pages::row_events))
+        .route("/settings", get(admin::settings))
+        .route("/audit", get(admin::audit))
+        .route("/ui/tokens", post(admin::create_token))
+        .route("/ui/tokens/{id}/revoke", post(admin::revoke_token))
         .route("/static/{*path}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))
+        .route("/ports", get(ports::ports_page))
 }
 
 /// An error shown as a page (HTML routes) rather than problem+json.

@@ -33,7 +33,7 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    fn new(nav: &'static str) -> Self {
+    pub(crate) fn new(nav: &'static str) -> Self {
         Self {
             css: asset_url("app.css"),
             htmx: asset_url("vendor/htmx.min.js"),
@@ -153,6 +153,7 @@ struct DashboardPage {
     state: String,
     q: String,
     counts: Counts,
+    tiles: Vec<super::ports::PortTile>,
 }
 
 #[derive(Template)]
@@ -186,6 +187,7 @@ fn listed(state: &AppState, q: &ListQuery) -> Result<(Vec<UnitSummary>, String),
 pub async fn dashboard(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
+    headers: HeaderMap,
 ) -> Result<Html<String>, PageError> {
     let (units, unit_type) = listed(&state, &q)?;
     let counts = Counts {
@@ -195,11 +197,12 @@ pub async fn dashboard(
     };
     render(&DashboardPage {
         chrome: Chrome::new("services"),
-        units: units.iter().map(UnitView::new).collect(),
+        units: units.iter().map(|u| UnitView::of(&state.systemd, u)).collect(),
         unit_type,
         state: q.state.unwrap_or_default(),
         q: q.q.unwrap_or_default(),
         counts,
+        tiles: super::ports::watched_tiles(&state, &headers).await,
     })
 }
 
@@ -210,7 +213,7 @@ pub async fn unit_rows(
 ) -> Result<Html<String>, PageError> {
     let (units, _) = listed(&state, &q)?;
     render(&UnitRows {
-        units: units.iter().map(UnitView::new).collect(),
+        units: units.iter().map(|u| UnitView::of(&state.systemd, u)).collect(),
     })
 }
 
@@ -224,6 +227,9 @@ struct UnitPage {
     d: UnitDetail,
     exec_lines: Vec<String>,
     relations: Vec<(&'static str, Vec<(String, String)>)>,
+    /// The rendered log box (its own template, also served alone on filter changes).
+    log_view: String,
+    resources: String,
 }
 
 pub async fn unit_page(
@@ -245,9 +251,17 @@ pub async fn unit_page(
         ("Required by", link(&d.required_by)),
         ("Wanted by", link(&d.wanted_by)),
     ];
+    let log_view = super::logs::LogView::new(&d.summary.name, &Default::default())
+        .render()
+        .map_err(|e| PageError(AppError::internal(e)))?;
+    let resources = resources(&state, &d.summary)
+        .render()
+        .map_err(|e| PageError(AppError::internal(e)))?;
     render(&UnitPage {
         chrome: Chrome::new("services"),
-        u: UnitView::new(&d.summary),
+        resources,
+        u: UnitView::of(&state.systemd, &d.summary),
+        log_view,
         exec_lines: d.exec_start.iter().map(|argv| shell_line(argv)).collect(),
         relations,
         d,
@@ -276,11 +290,54 @@ pub async fn unit_row(
     let name = crate::units::checked_unit_name(&name)?;
     let summary = state.systemd.find(name).await.map_err(AppError::from)?;
     render(&UnitRow {
-        u: UnitView::new(&summary),
+        u: UnitView::of(&state.systemd, &summary),
     })
 }
 
 // --- actions and live rows ----------------------------------------------------------
+
+/// Log lines shown when an action from a button fails.
+const ACTION_LOG_LINES: usize = 20;
+
+/// `#action-log`, swapped out of band with an action's answer.
+#[derive(Template)]
+#[template(path = "action_log.html")]
+struct ActionLog<'a> {
+    /// false: an empty box (clears an earlier failure).
+    show: bool,
+    name: &'a str,
+    href: &'a str,
+    result: &'a str,
+    lines: Vec<ActionLogLine>,
+    /// Why the lines could not be read.
+    error: Option<String>,
+}
+
+/// A journal entry as the action log shows it (askama escapes the text).
+struct ActionLogLine {
+    priority: u8,
+    time: String,
+    /// HH:MM:SS of the UTC time.
+    clock: String,
+    who: String,
+    message: String,
+}
+
+impl ActionLogLine {
+    fn new(e: &crate::systemd::journal::LogEntry) -> Self {
+        Self {
+            priority: e.priority,
+            clock: e.time.get(11..19).unwrap_or(&e.time).to_string(),
+            time: e.time.clone(),
+            who: match (&e.identifier, e.pid) {
+                (Some(id), Some(pid)) => format!("{id}[{pid}]"),
+                (Some(id), None) => id.clone(),
+                _ => String::new(),
+            },
+            message: e.message.clone(),
+        }
+    }
+}
 
 /// An action from a button: answers with the fresh row and a toast.
 pub async fn unit_action(
@@ -291,16 +348,35 @@ pub async fn unit_action(
     match state.unit_action(&principal, &name, &action, true).await {
         Ok(outcome) => {
             let result = outcome.job.result.map(|r| r.as_str()).unwrap_or("queued");
-            let ok = result == "done";
+            // "queued": the job was not waited for (unitdeck restarting itself).
+            let ok = matches!(result, "done" | "queued");
             let message = if ok {
-                format!("{action} {name}: done")
+                format!("{action} {name}: {result}")
             } else {
-                format!("{action} {name}: {result}. Open the unit to see its log.")
+                format!("{action} {name} failed: {result}. Its last log lines are at the top of the page.")
             };
-            let row = UnitRow { u: UnitView::new(&outcome.unit) };
-            match row.render() {
-                Ok(html) => with_toast(Html(html).into_response(), ok, &message),
-                Err(e) => PageError(AppError::internal(e)).into_response(),
+            // The row, plus the log box out of band: the failed run's last lines, or
+            // emptied after a success so an old failure does not linger.
+            let row = UnitRow {
+                u: UnitView::of(&state.systemd, &outcome.unit),
+            };
+            let mut log = ActionLog {
+                show: !ok,
+                name: &row.u.name,
+                href: &row.u.href,
+                result,
+                lines: Vec::new(),
+                error: None,
+            };
+            if !ok {
+                match state.last_run_log(&row.u.name, ACTION_LOG_LINES).await {
+                    Ok(entries) => log.lines = entries.iter().map(ActionLogLine::new).collect(),
+                    Err(e) => log.error = Some(e.to_string()),
+                }
+            }
+            match (row.render(), log.render()) {
+                (Ok(row), Ok(log)) => with_toast(Html(row + &log).into_response(), ok, &message),
+                (Err(e), _) | (_, Err(e)) => PageError(AppError::internal(e)).into_response(),
             }
         }
         Err(err) => {
@@ -315,7 +391,7 @@ pub async fn unit_action(
     }
 }
 
-fn with_toast(mut response: Response, ok: bool, message: &str) -> Response {
+pub(crate) fn with_toast(mut response: Response, ok: bool, message: &str) -> Response {
     let trigger = serde_json::json!({"toast": {"kind": if ok { "ok" } else { "err" }, "message": message}});
     if let Ok(value) = HeaderValue::from_str(&trigger.to_string()) {
         response.headers_mut().insert("hx-trigger", value);
@@ -333,6 +409,7 @@ pub async fn row_events(
     let mut known: HashSet<String> = units.into_iter().map(|u| u.name).collect();
     let only = q.unit.clone();
     let mut rx = state.systemd.subscribe();
+    let systemd = state.systemd.clone();
     let stream = crate::api::async_stream(move |tx| async move {
         loop {
             let event = match rx.recv().await {
@@ -347,7 +424,7 @@ pub async fn row_events(
                     } else {
                         format!("u:{}", summary.name)
                     };
-                    match (UnitRow { u: UnitView::new(&summary) }).render() {
+                    match (UnitRow { u: UnitView::of(&systemd, &summary) }).render() {
                         Ok(html) => Event::default().event(name).data(html),
                         Err(_) => continue,
                     }
@@ -391,4 +468,46 @@ mod tests {
         let argv: Vec<String> = ["/bin/echo", "a b", "it's", "x=1"].map(String::from).to_vec();
         assert_eq!(shell_line(&argv), "/bin/echo 'a b' 'it'\\''s' x=1");
     }
+}
+
+#[derive(Template)]
+#[template(path = "resources.html")]
+struct Resources {
+    name: String,
+    memory: String,
+    cpu: String,
+    memory_spark: String,
+    cpu_spark: String,
+    minutes: i64,
+}
+
+fn resources(state: &AppState, summary: &UnitSummary) -> Resources {
+    let samples = state.systemd.samples(&summary.name);
+    let (memory, cpu) = super::view::resource_series(&samples);
+    let minutes = match (samples.first(), samples.last()) {
+        (Some(a), Some(b)) => ((b.at_ms - a.at_ms) / 60_000).max(1),
+        _ => 0,
+    };
+    Resources {
+        name: summary.name.clone(),
+        memory: summary
+            .memory_bytes
+            .map(super::view::human_bytes)
+            .unwrap_or_else(|| "—".into()),
+        cpu: cpu.last().map(|c| format!("{c:.1} %")).unwrap_or_else(|| "—".into()),
+        memory_spark: super::view::sparkline(&memory, "memory"),
+        cpu_spark: super::view::sparkline(&cpu, "CPU"),
+        minutes,
+    }
+}
+
+/// The resources card alone; the unit page refreshes it every 10 s.
+pub async fn unit_resources(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Html<String>, PageError> {
+    let name = crate::units::checked_unit_name(&name)?;
+    let summary = state.systemd.find(name).await.map_err(AppError::from)?;
+    state.systemd.note_interest();
+    render(&resources(&state, &summary))
 }

@@ -1,5 +1,6 @@
 //! Display forms of domain values for the templates.
 
+use crate::systemd::watch::Sample;
 use crate::systemd::{Health, UnitSummary};
 
 /// A unit as a dashboard row / card shows it.
@@ -21,6 +22,8 @@ pub struct UnitView {
     pub protected: bool,
     pub health: Option<&'static str>,
     pub buttons: Vec<ActionButton>,
+    /// Memory over the last minutes as inline SVG (empty until sampled).
+    pub memory_spark: String,
 }
 
 pub struct ActionButton {
@@ -32,6 +35,15 @@ pub struct ActionButton {
 }
 
 impl UnitView {
+    /// The view with its memory sparkline from the cache's samples.
+    pub fn of(systemd: &crate::systemd::Systemd, u: &UnitSummary) -> Self {
+        let (memory, _) = resource_series(&systemd.samples(&u.name));
+        Self {
+            memory_spark: sparkline(&memory, &format!("memory of {}", u.name)),
+            ..Self::new(u)
+        }
+    }
+
     pub fn new(u: &UnitSummary) -> Self {
         let state = u.active_state.clone().unwrap_or_else(|| "unknown".into());
         Self {
@@ -49,6 +61,7 @@ impl UnitView {
             protected: u.protected,
             health: u.health.map(Health::as_str),
             buttons: buttons(u, &state),
+            memory_spark: String::new(),
             state,
         }
     }
@@ -84,6 +97,42 @@ fn buttons(u: &UnitSummary, state: &str) -> Vec<ActionButton> {
     out
 }
 
+/// An inline SVG polyline of `values` scaled to its own range (empty for < 2 points).
+pub fn sparkline(values: &[f64], label: &str) -> String {
+    if values.len() < 2 {
+        return String::new();
+    }
+    let max = values.iter().cloned().fold(f64::MIN, f64::max);
+    let min = values.iter().cloned().fold(f64::MAX, f64::min);
+    let span = if max > min { max - min } else { 1.0 };
+    let step = 100.0 / (values.len() - 1) as f64;
+    let points: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.1},{:.1}", i as f64 * step, 30.0 - (v - min) / span * 28.0))
+        .collect();
+    format!(
+        "<svg class=\"spark\" viewBox=\"0 0 100 32\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"{}\"><polyline fill=\"none\" stroke=\"currentColor\" stroke-width=\"1.5\" vector-effect=\"non-scaling-stroke\" points=\"{}\"/></svg>",
+        askama::filters::escape(label, askama::filters::Html).map(|e| e.to_string()).unwrap_or_default(),
+        points.join(" ")
+    )
+}
+
+/// Memory (bytes) and CPU (% of one core) series from the samples.
+pub fn resource_series(samples: &[Sample]) -> (Vec<f64>, Vec<f64>) {
+    let memory = samples.iter().filter_map(|s| s.memory_bytes).map(|m| m as f64).collect();
+    let cpu = samples
+        .windows(2)
+        .filter_map(|w| {
+            let (a, b) = (w[0], w[1]);
+            let used = b.cpu_usage_ns?.checked_sub(a.cpu_usage_ns?)? as f64;
+            let elapsed_ns = (b.at_ms - a.at_ms) as f64 * 1e6;
+            (elapsed_ns > 0.0).then(|| used / elapsed_ns * 100.0)
+        })
+        .collect();
+    (memory, cpu)
+}
+
 /// `u-` plus the name with every byte outside `[A-Za-z0-9-]` hex-escaped.
 pub fn dom_id(name: &str) -> String {
     let mut id = String::from("u-");
@@ -115,6 +164,17 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sparklines_scale_and_cpu_is_a_rate() {
+        assert_eq!(sparkline(&[1.0], "x"), "");
+        let svg = sparkline(&[0.0, 5.0, 10.0], "memory <x>");
+        assert!(svg.contains("points=\"0.0,30.0 50.0,16.0 100.0,2.0\""), "{svg}");
+        assert!(svg.contains("memory &#60;x&#62;") || svg.contains("memory &lt;x&gt;"), "{svg}");
+        let s = |at_ms, cpu| Sample { at_ms, memory_bytes: Some(1), cpu_usage_ns: Some(cpu) };
+        let (_, cpu) = resource_series(&[s(0, 0), s(1000, 500_000_000)]);
+        assert_eq!(cpu, vec![50.0]);
+    }
 
     #[test]
     fn ids_and_sizes() {

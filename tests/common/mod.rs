@@ -7,6 +7,9 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod sse;
+
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -54,6 +57,12 @@ impl Sandbox {
 
     /// Boots a container without unitdeck.
     pub fn boot() -> Self {
+        Self::boot_with_args(&[])
+    }
+
+    /// Boots a container without unitdeck; `extra` are more `systemd-nspawn` options
+    /// (`--bind-ro=`, `--overlay-ro=`, `--setenv=`, `--private-network`, ...).
+    pub fn boot_with_args(extra: &[String]) -> Self {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let machine = format!(
             "ud-test-{}-{}",
@@ -70,6 +79,9 @@ impl Sandbox {
             "--keep-unit",
             "--console=passive",
             &format!("--bind-ro={binary}:/opt/unitdeck/unitdeck"),
+        ])
+        .args(extra)
+        .args([
             "--boot",
             "systemd.firstboot=off",
             "systemd.mask=systemd-networkd-wait-online.service",
@@ -168,9 +180,8 @@ impl Sandbox {
         let unit = std::fs::read_to_string(project_root().join("deploy/systemd/unitdeck.service"))
             .expect("deploy/systemd/unitdeck.service");
         self.write("/etc/systemd/system/unitdeck.service", &unit);
-        let mut dropin = String::from(
-            "[Service]\nExecStart=\nExecStart=/opt/unitdeck/unitdeck serve\n",
-        );
+        let mut dropin =
+            String::from("[Service]\nExecStart=\nExecStart=/opt/unitdeck/unitdeck serve\n");
         let ports = self
             .spare_ports
             .iter()
@@ -178,9 +189,15 @@ impl Sandbox {
             .collect::<Vec<_>>()
             .join(",");
         let mut settings = vec![
-            ("UNITDECK_LISTEN".to_string(), format!("127.0.0.1:{}", self.port)),
+            (
+                "UNITDECK_LISTEN".to_string(),
+                format!("127.0.0.1:{}", self.port),
+            ),
             ("UNITDECK_PASSWORD".to_string(), PASSWORD.to_string()),
-            ("UNITDECK_PORTS".to_string(), format!("{},{ports}", self.port)),
+            (
+                "UNITDECK_PORTS".to_string(),
+                format!("{},{ports}", self.port),
+            ),
             ("RUST_LOG".to_string(), "unitdeck=debug".to_string()),
         ];
         for (k, v) in env {
@@ -213,7 +230,14 @@ impl Sandbox {
                 return;
             }
             if Instant::now() > deadline {
-                let log = self.exec(&["journalctl", "-u", "unitdeck.service", "--no-pager", "-n", "50"]);
+                let log = self.exec(&[
+                    "journalctl",
+                    "-u",
+                    "unitdeck.service",
+                    "--no-pager",
+                    "-n",
+                    "50",
+                ]);
                 panic!(
                     "unitdeck did not become healthy:\n{}",
                     String::from_utf8_lossy(&log.stdout)
@@ -232,7 +256,10 @@ impl Sandbox {
     pub async fn login(&self) -> Api {
         let api = Api::new(self.base_url(), None);
         let res = api
-            .post_json("/api/v1/session", &serde_json::json!({ "password": PASSWORD }))
+            .post_json(
+                "/api/v1/session",
+                &serde_json::json!({ "password": PASSWORD }),
+            )
             .await;
         assert_eq!(res.status(), 200, "login failed");
         api
@@ -247,7 +274,14 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = Command::new("nsenter")
-            .args(["-t", &self.pid.to_string(), "-a", "systemctl", "poweroff", "--no-block"])
+            .args([
+                "-t",
+                &self.pid.to_string(),
+                "-a",
+                "systemctl",
+                "poweroff",
+                "--no-block",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -271,7 +305,8 @@ fn find_container_init(nspawn_pid: u32) -> Option<u32> {
         let mut next = Vec::new();
         for parent in &frontier {
             for child in children(*parent) {
-                let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+                let comm =
+                    std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
                 if comm.trim() == "systemd" {
                     return Some(child);
                 }
@@ -307,7 +342,11 @@ impl Api {
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap();
-        Self { base, client, token }
+        Self {
+            base,
+            client,
+            token,
+        }
     }
 
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -319,7 +358,10 @@ impl Api {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.request(reqwest::Method::GET, path).send().await.unwrap()
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
@@ -337,11 +379,17 @@ impl Api {
     }
 
     pub async fn post(&self, path: &str) -> reqwest::Response {
-        self.request(reqwest::Method::POST, path).send().await.unwrap()
+        self.request(reqwest::Method::POST, path)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.request(reqwest::Method::DELETE, path).send().await.unwrap()
+        self.request(reqwest::Method::DELETE, path)
+            .send()
+            .await
+            .unwrap()
     }
 }
 
@@ -359,4 +407,16 @@ pub async fn eventually<T>(
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Percent-encodes a query value.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

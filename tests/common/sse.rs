@@ -19,7 +19,10 @@ pub struct SseReader {
 impl SseReader {
     pub fn new(response: reqwest::Response) -> Self {
         assert_eq!(response.status(), 200, "SSE request failed");
-        let ct = response.headers()["content-type"].to_str().unwrap().to_string();
+        let ct = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
         assert!(ct.starts_with("text/event-stream"), "{ct}");
         Self {
             stream: response.bytes_stream().boxed(),
@@ -53,7 +56,9 @@ impl SseReader {
                 event.data = data.join("\n");
                 return Some(event);
             }
-            let chunk = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()??;
+            let chunk = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??;
             self.buffer.push_str(&String::from_utf8_lossy(&chunk.ok()?));
         }
     }
