@@ -285,7 +285,11 @@ async fn dashboard_and_unit_page_render_real_units() {
     assert!(html.contains("data-state=\"active\""));
     assert!(html.contains("name=\"viewport\""));
     assert!(html.contains("sse-connect=\"/ui/events?type=service\""));
-    assert!(!html.contains("http://") && !html.contains("https://"), "no external hosts");
+    // Assets only from unitdeck; the only absolute links are to other ports of this host.
+    assert!(!html.contains("src=\"http") && !html.contains("https://"), "no external assets");
+    for (i, _) in html.match_indices("http://") {
+        assert!(html[i..].starts_with("http://127.0.0.1:"), "external link at {}", &html[i..i + 40]);
+    }
     let page = api.get("/units/dbus.service").await.text().await.unwrap();
     assert!(page.contains("D-Bus System Message Bus"));
     assert!(page.contains("/units/dbus.socket"), "relationships are links");

@@ -17,6 +17,17 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// Services installed on the host's /usr that have no business in a test container.
+const HOST_SERVICES: &[&str] = &[
+    "postgresql.service",
+    "docker.service",
+    "docker.socket",
+    "containerd.service",
+    "avahi-daemon.service",
+    "avahi-daemon.socket",
+    "upower.service",
+];
+
 pub const PASSWORD: &str = "test-password-1";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -77,7 +88,9 @@ impl Sandbox {
             &format!("--machine={machine}"),
             "--register=no",
             "--keep-unit",
-            "--console=passive",
+            // read-only: the console output goes to our /dev/null. With "passive"
+            // nobody reads it, and systemd blocks once its buffer is full.
+            "--console=read-only",
             &format!("--bind-ro={binary}:/opt/unitdeck/unitdeck"),
         ])
         .args(extra)
@@ -87,6 +100,9 @@ impl Sandbox {
             "systemd.mask=systemd-networkd-wait-online.service",
             "systemd.mask=console-getty.service",
         ])
+        // The host's own services would start in every test container: keep boots
+        // quick and the system state "running".
+        .args(HOST_SERVICES.iter().map(|u| format!("systemd.mask={u}")))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
