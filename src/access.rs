@@ -68,7 +68,9 @@ impl AppState {
         }
         self.db.delete_expired_sessions().await?;
         let session = new_secret("");
-        self.db.create_session(&secret_hash(&session), SESSION_TTL).await?;
+        self.db
+            .create_session(&secret_hash(&session), SESSION_TTL)
+            .await?;
         self.audit(AuditEntry {
             actor: "admin",
             action: "login",
@@ -104,22 +106,17 @@ impl AppState {
     }
 
     pub async fn revoke_token(&self, principal: &Principal, id: i64) -> AppResult<()> {
-        let removed = self.db.delete_token(id).await?;
-        self.audit(AuditEntry {
-            actor: &principal.actor,
-            action: "token.revoke",
-            target: Some(&format!("token:{id}")),
-            result: if removed.is_some() { "ok" } else { "not-found" },
-            detail: removed.as_ref().map(|t| format!("name={}", t.name)).as_deref(),
-        })
-        .await?;
-        removed
+        // The deletion and its audit row are written together.
+        self.db
+            .delete_token(id, &principal.actor)
+            .await?
             .map(|_| ())
             .ok_or_else(|| AppError::NotFound(format!("no token with id {id}")))
     }
 }
 
-/// Creates a token and audits it; shared by the API and `unitdeck token create`.
+/// Creates a token and audits it (in one transaction); shared by the API and `unitdeck
+/// token create`.
 pub async fn issue_token(db: &Db, actor: &str, name: &str, scope: Scope) -> AppResult<NewToken> {
     let name = name.trim();
     if name.is_empty() || name.len() > MAX_TOKEN_NAME || name.chars().any(char::is_control) {
@@ -129,14 +126,9 @@ pub async fn issue_token(db: &Db, actor: &str, name: &str, scope: Scope) -> AppR
         )]));
     }
     let token = new_secret("ud_");
-    let info = db.create_token(name, scope, &secret_hash(&token)).await?;
-    db.audit(AuditEntry {
-        actor,
-        action: "token.create",
-        target: Some(&format!("token:{}", info.id)),
-        result: "ok",
-        detail: Some(&format!("name={name} scope={scope}")),
-    })
-    .await?;
+    // The token and its audit row are written together.
+    let info = db
+        .create_token(name, scope, &secret_hash(&token), actor)
+        .await?;
     Ok(NewToken { info, token })
 }

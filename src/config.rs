@@ -92,7 +92,10 @@ impl Config {
         let listen: SocketAddr = listen
             .parse()
             .map_err(|e| anyhow::anyhow!("listen address {listen:?} is not host:port: {e}"))?;
-        let ports = args.ports.or(file.ports).unwrap_or_else(|| DEFAULT_PORTS.into());
+        let ports = args
+            .ports
+            .or(file.ports)
+            .unwrap_or_else(|| DEFAULT_PORTS.into());
         let watched_ports =
             parse_port_list(&ports).map_err(|e| anyhow::anyhow!("ports {ports:?}: {e}"))?;
         let password = match (
@@ -179,7 +182,8 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("nonsense"));
-        let unknown_key = std::env::temp_dir().join(format!("unitdeck-cfg2-{}.toml", std::process::id()));
+        let unknown_key =
+            std::env::temp_dir().join(format!("unitdeck-cfg2-{}.toml", std::process::id()));
         std::fs::write(&unknown_key, "lisen = \"x\"\n").unwrap();
         let err = Config::resolve(ServeArgs {
             config: Some(unknown_key),

@@ -141,13 +141,17 @@ impl Db {
 
     // --- tokens ---------------------------------------------------------------
 
+    /// Creates a token and its `token.create` audit row (by `actor`) in one transaction:
+    /// a crash never leaves a token that nobody audited.
     pub async fn create_token(
         &self,
         name: &str,
         scope: Scope,
         secret_hash: &str,
+        actor: &str,
     ) -> sqlx::Result<TokenInfo> {
         let created_at = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO tokens (name, scope, secret_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
         )
@@ -155,8 +159,19 @@ impl Db {
         .bind(scope.as_str())
         .bind(secret_hash)
         .bind(&created_at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        let target = format!("token:{id}");
+        let detail = format!("name={name} scope={scope}");
+        let audit = AuditEntry {
+            actor,
+            action: "token.create",
+            target: Some(&target),
+            result: "ok",
+            detail: Some(&detail),
+        };
+        insert_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
         Ok(TokenInfo {
             id,
             name: name.to_string(),
@@ -167,11 +182,10 @@ impl Db {
     }
 
     pub async fn list_tokens(&self) -> sqlx::Result<Vec<TokenInfo>> {
-        let rows = sqlx::query(
-            "SELECT id, name, scope, created_at, last_used_at FROM tokens ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT id, name, scope, created_at, last_used_at FROM tokens ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.iter().map(token_from_row).collect())
     }
 
@@ -188,14 +202,29 @@ impl Db {
         Ok(row.as_ref().map(token_from_row))
     }
 
-    pub async fn delete_token(&self, id: i64) -> sqlx::Result<Option<TokenInfo>> {
+    /// Deletes a token and writes its `token.revoke` audit row (by `actor`; result
+    /// `not-found` when there was none) in one transaction.
+    pub async fn delete_token(&self, id: i64, actor: &str) -> sqlx::Result<Option<TokenInfo>> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "DELETE FROM tokens WHERE id = ? RETURNING id, name, scope, created_at, last_used_at",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(row.as_ref().map(token_from_row))
+        let removed = row.as_ref().map(token_from_row);
+        let target = format!("token:{id}");
+        let detail = removed.as_ref().map(|t| format!("name={}", t.name));
+        let audit = AuditEntry {
+            actor,
+            action: "token.revoke",
+            target: Some(&target),
+            result: if removed.is_some() { "ok" } else { "not-found" },
+            detail: detail.as_deref(),
+        };
+        insert_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(removed)
     }
 
     // --- audit ----------------------------------------------------------------
@@ -216,7 +245,11 @@ impl Db {
     }
 
     /// Newest first, at most `limit`, only ids below `before` when given.
-    pub async fn audit_page(&self, limit: u32, before: Option<i64>) -> sqlx::Result<Vec<AuditRecord>> {
+    pub async fn audit_page(
+        &self,
+        limit: u32,
+        before: Option<i64>,
+    ) -> sqlx::Result<Vec<AuditRecord>> {
         let rows = sqlx::query(
             "SELECT id, time, actor, action, target, result, detail FROM audit \
              WHERE id < ? ORDER BY id DESC LIMIT ?",

@@ -136,26 +136,35 @@ fn run_due(state: &AppState) {
         if check.running || check.next_due > now {
             continue;
         }
-        let active = state
-            .systemd
-            .summary(unit)
-            .and_then(|s| s.active_state)
-            .is_some_and(|s| s == "active");
-        if !active {
-            // Not running (or still starting): nothing to probe, nothing to judge.
-            check.info.status = Health::Unknown;
-            check.info.consecutive_failures = 0;
-            check.next_due = now + interval(&check.spec);
-            state.systemd.set_health(unit, Some(Health::Unknown));
-            continue;
-        }
         check.running = true;
         let (unit, spec, state) = (unit.clone(), check.spec.clone(), state.clone());
         tokio::spawn(async move {
-            let result = probe(&spec).await;
-            finish(&state, &unit, result).await;
+            // A fresh read, not the cache: a restart decision must rest on what systemd says now.
+            let active = state.systemd.refresh_unit(&unit).await.is_ok()
+                && state
+                    .systemd
+                    .summary(&unit)
+                    .and_then(|s| s.active_state)
+                    .is_some_and(|s| s == "active");
+            if active {
+                let result = probe(&spec).await;
+                finish(&state, &unit, result).await;
+            } else {
+                idle(&state, &unit);
+            }
         });
     }
+}
+
+/// Not running (or still starting): nothing to probe, nothing to judge.
+fn idle(state: &AppState, unit: &str) {
+    if let Some(check) = state.health.checks.lock().unwrap().get_mut(unit) {
+        check.running = false;
+        check.info.status = Health::Unknown;
+        check.info.consecutive_failures = 0;
+        check.next_due = Instant::now() + interval(&check.spec);
+    }
+    state.systemd.set_health(unit, Some(Health::Unknown));
 }
 
 fn interval(spec: &HealthSpec) -> Duration {
@@ -166,7 +175,9 @@ fn interval(spec: &HealthSpec) -> Duration {
 async fn finish(state: &AppState, unit: &str, result: Result<(), String>) {
     let restart = {
         let mut checks = state.health.checks.lock().unwrap();
-        let Some(check) = checks.get_mut(unit) else { return };
+        let Some(check) = checks.get_mut(unit) else {
+            return;
+        };
         check.running = false;
         check.next_due = Instant::now() + interval(&check.spec);
         check.info.last_checked = Some(crate::db::now_rfc3339());
@@ -248,7 +259,10 @@ async fn http_get(url: &str) -> Result<(), String> {
     let mut stream = TcpStream::connect(authority.as_str())
         .await
         .map_err(|e| format!("{authority}: {e}"))?;
-    let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(&authority);
+    let host = authority
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(&authority);
     let request = format!(
         "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: unitdeck-health\r\nConnection: close\r\n\r\n"
     );
@@ -259,7 +273,10 @@ async fn http_get(url: &str) -> Result<(), String> {
     let mut head = [0u8; 64];
     let mut read = 0;
     while read < 12 {
-        let n = stream.read(&mut head[read..]).await.map_err(|e| e.to_string())?;
+        let n = stream
+            .read(&mut head[read..])
+            .await
+            .map_err(|e| e.to_string())?;
         if n == 0 {
             break;
         }
@@ -270,7 +287,12 @@ async fn http_get(url: &str) -> Result<(), String> {
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {:?}", line.lines().next().unwrap_or("")))?;
+        .ok_or_else(|| {
+            format!(
+                "not an HTTP answer: {:?}",
+                line.lines().next().unwrap_or("")
+            )
+        })?;
     if (200..400).contains(&status) {
         Ok(())
     } else {
@@ -322,13 +344,20 @@ mod tests {
             split_url("http://127.0.0.1:8036/health"),
             Some(("127.0.0.1:8036".into(), "/health".into()))
         );
-        assert_eq!(split_url("http://localhost"), Some(("localhost:80".into(), "/".into())));
-        assert_eq!(split_url("http://[::1]:9/x?y"), Some(("[::1]:9".into(), "/x?y".into())));
+        assert_eq!(
+            split_url("http://localhost"),
+            Some(("localhost:80".into(), "/".into()))
+        );
+        assert_eq!(
+            split_url("http://[::1]:9/x?y"),
+            Some(("[::1]:9".into(), "/x?y".into()))
+        );
         assert_eq!(split_url("https://x/"), None);
     }
 
     fn spec(http: Option<String>, tcp: Option<i64>) -> HealthSpec {
-        serde_json::from_value(serde_json::json!({"http": http, "tcp": tcp, "timeout_s": 1})).unwrap()
+        serde_json::from_value(serde_json::json!({"http": http, "tcp": tcp, "timeout_s": 1}))
+            .unwrap()
     }
 
     #[tokio::test]
@@ -336,7 +365,10 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
-            for answer in ["HTTP/1.0 204 No Content\r\n\r\n", "HTTP/1.1 500 Oops\r\n\r\n"] {
+            for answer in [
+                "HTTP/1.0 204 No Content\r\n\r\n",
+                "HTTP/1.1 500 Oops\r\n\r\n",
+            ] {
                 let (mut s, _) = listener.accept().await.unwrap();
                 let mut buf = [0u8; 512];
                 let _ = s.read(&mut buf).await;
@@ -346,7 +378,11 @@ mod tests {
         let url = format!("http://127.0.0.1:{port}/health");
         assert_eq!(probe(&spec(Some(url.clone()), None)).await, Ok(()));
         assert_eq!(probe(&spec(Some(url), None)).await, Err("HTTP 500".into()));
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         assert!(probe(&spec(None, Some(closed as i64))).await.is_err());
     }
 }

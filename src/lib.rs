@@ -48,7 +48,12 @@ pub fn app(state: AppState) -> Router {
             "/api/openapi.json",
             get(move || {
                 let json = openapi_json.clone();
-                async move { ([(header::CONTENT_TYPE, "application/json")], json.to_string()) }
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        json.to_string(),
+                    )
+                }
             }),
         )
         .merge(web::router())
@@ -130,14 +135,30 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     tracing::info!(%listen, version = env!("CARGO_PKG_VERSION"), "unitdeck is serving");
-    axum::serve(
+    let (stopping, mut stop) = tokio::sync::watch::channel(false);
+    let server = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stopping.send(true);
+    });
+    // Live streams (SSE) never end by themselves: a graceful shutdown waited for them
+    // until systemd's stop timeout (90 s, then SIGKILL) whenever a page was open.
+    let drained = async move {
+        let _ = stop.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_DRAIN).await;
+    };
+    tokio::select! {
+        res = async { server.await } => res?,
+        () = drained => tracing::info!("closing the connections still open (live streams)"),
+    }
     Ok(())
 }
+
+/// How long requests in flight may take to finish after SIGTERM.
+const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(3);
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};

@@ -64,7 +64,10 @@ impl AppState {
         if let Some(g) = grep
             && (g.len() > MAX_GREP || g.chars().any(char::is_control))
         {
-            return Err(bad("grep", &format!("at most {MAX_GREP} printable characters")));
+            return Err(bad(
+                "grep",
+                &format!("at most {MAX_GREP} printable characters"),
+            ));
         }
         let invocation = q.invocation.as_deref().filter(|i| !i.is_empty());
         if let Some(i) = invocation
@@ -82,7 +85,12 @@ impl AppState {
     }
 
     /// Entries oldest first.
-    pub async fn read_logs(&self, name: &str, q: &LogQuery, default_lines: usize) -> AppResult<Vec<LogEntry>> {
+    pub async fn read_logs(
+        &self,
+        name: &str,
+        q: &LogQuery,
+        default_lines: usize,
+    ) -> AppResult<Vec<LogEntry>> {
         let filter = self.log_filter(name, q).await?;
         let lines = q.lines_or(default_lines)?;
         journal::read(&filter, lines, q.cursor()?)
@@ -136,9 +144,15 @@ mod tests {
 
     #[test]
     fn lines_are_bounded() {
-        let q = LogQuery { lines: Some(0), ..Default::default() };
+        let q = LogQuery {
+            lines: Some(0),
+            ..Default::default()
+        };
         assert!(q.lines_or(5).is_err());
-        let q = LogQuery { lines: Some(MAX_LINES + 1), ..Default::default() };
+        let q = LogQuery {
+            lines: Some(MAX_LINES + 1),
+            ..Default::default()
+        };
         assert!(q.lines_or(5).is_err());
         assert_eq!(LogQuery::default().lines_or(5).unwrap(), 5);
     }
@@ -154,6 +168,9 @@ mod tests {
             message: "boom".into(),
             invocation_id: None,
         };
-        assert_eq!(format_line(&e), "2026-11-28T09:13:20.123456Z <3> app[42]: boom");
+        assert_eq!(
+            format_line(&e),
+            "2026-11-28T09:13:20.123456Z <3> app[42]: boom"
+        );
     }
 }

@@ -73,7 +73,10 @@ fn main() -> anyhow::Result<()> {
             let state = unitdeck::db::Db::open(&config.database_path()).await?;
             let token = unitdeck::access::issue_token(&state, "cli", &name, scope).await?;
             println!("{}", token.token);
-            eprintln!("token {} ({}, scope {}) created", token.info.id, token.info.name, token.info.scope);
+            eprintln!(
+                "token {} ({}, scope {}) created",
+                token.info.id, token.info.name, token.info.scope
+            );
             Ok(())
         }),
         Command::Version => {

@@ -759,9 +759,14 @@ pub fn port_map(
                     (None, Some(e)) => Some(format!("{e} should listen here but nothing does")),
                     (Some(l), Some(e)) if l.unit.as_deref() != Some(e) => Some(format!(
                         "held by {}, not {e}",
-                        l.unit.clone().or_else(|| l.process.clone()).unwrap_or("an unknown process".into())
+                        l.unit
+                            .clone()
+                            .or_else(|| l.process.clone())
+                            .unwrap_or("an unknown process".into())
                     )),
-                    (Some(l), None) if !l.unit.as_deref().is_some_and(|u| u.ends_with(".service")) => {
+                    (Some(l), None)
+                        if !l.unit.as_deref().is_some_and(|u| u.ends_with(".service")) =>
+                    {
                         Some(format!(
                             "held by {}, outside any service",
                             l.process.clone().unwrap_or("an unknown process".into())
@@ -773,7 +778,11 @@ pub fn port_map(
             PortInfo {
                 port,
                 watched: watched.contains(&port),
-                state: if listener.is_some() { "listening" } else { "free" },
+                state: if listener.is_some() {
+                    "listening"
+                } else {
+                    "free"
+                },
                 pid: listener.and_then(|l| l.pid),
                 process: listener.and_then(|l| l.process.clone()),
                 unit,
@@ -815,26 +824,54 @@ mod port_map_tests {
             (8039, "a.service".to_string()),
             (8039, "b.service".to_string()),
         ];
-        let map = port_map(&listeners, &[4035, 8035, 8036, 8037, 8038], &expected, "box:8035");
+        let map = port_map(
+            &listeners,
+            &[4035, 8035, 8036, 8037, 8038],
+            &expected,
+            "box:8035",
+        );
         let row = |p: u16| map.iter().find(|r| r.port == p).unwrap();
         assert_eq!(row(4035).state, "free");
         assert!(row(4035).problem.is_none() && row(4035).url.is_none());
         assert_eq!(row(8035).unit.as_deref(), Some("unitdeck.service"));
         assert_eq!(row(8035).url.as_deref(), Some("http://box:8035/"));
-        assert!(row(8036).problem.as_deref().unwrap().contains("nothing does"));
-        assert!(row(8037).problem.as_deref().unwrap().contains("outside any service"));
+        assert!(
+            row(8036)
+                .problem
+                .as_deref()
+                .unwrap()
+                .contains("nothing does")
+        );
+        assert!(
+            row(8037)
+                .problem
+                .as_deref()
+                .unwrap()
+                .contains("outside any service")
+        );
         assert_eq!(row(8037).pid, Some(8137));
         assert_eq!(row(8038).expected_unit.as_deref(), Some("shop.service"));
         assert!(row(8038).problem.is_none());
-        assert!(row(8039).problem.as_deref().unwrap().contains("a.service and b.service"));
+        assert!(
+            row(8039)
+                .problem
+                .as_deref()
+                .unwrap()
+                .contains("a.service and b.service")
+        );
         assert!(!row(9000).watched && row(9000).state == "listening");
-        assert!(map.iter().all(|r| r.port != 9999), "strays only on watched ports");
+        assert!(
+            map.iter().all(|r| r.port != 9999),
+            "strays only on watched ports"
+        );
     }
 }
 
 impl crate::state::AppState {
     /// The specs of the units unitdeck created (for ports and health checks).
-    pub async fn managed_specs(&self) -> crate::error::AppResult<Vec<crate::unitfile::spec::UnitSpec>> {
+    pub async fn managed_specs(
+        &self,
+    ) -> crate::error::AppResult<Vec<crate::unitfile::spec::UnitSpec>> {
         let mut specs = Vec::new();
         for file in self.list_unit_files().await? {
             specs.push(self.unit_file(&file.name).await?.spec);
@@ -853,6 +890,11 @@ impl crate::state::AppState {
             .await
             .map_err(crate::error::AppError::internal)?
             .map_err(|e| crate::error::AppError::internal(format!("reading /proc/net/tcp: {e}")))?;
-        Ok(port_map(&listeners, &self.config.watched_ports, &expected, host))
+        Ok(port_map(
+            &listeners,
+            &self.config.watched_ports,
+            &expected,
+            host,
+        ))
     }
 }

@@ -56,7 +56,9 @@ impl AppState {
     fn require_bus_seen(&self) -> AppResult<()> {
         if !self.systemd.is_connected() && self.systemd.unit_count() == 0 {
             return Err(SystemdError::Disconnected(
-                self.systemd.last_error().unwrap_or_else(|| "not connected yet".into()),
+                self.systemd
+                    .last_error()
+                    .unwrap_or_else(|| "not connected yet".into()),
             )
             .into());
         }
@@ -162,9 +164,19 @@ mod tests {
     fn filters_default_to_services() {
         let f = unit_filter(None, None, None).unwrap();
         assert_eq!(f.unit_type.as_deref(), Some("service"));
-        assert!(unit_filter(Some("all"), None, None).unwrap().unit_type.is_none());
+        assert!(
+            unit_filter(Some("all"), None, None)
+                .unwrap()
+                .unit_type
+                .is_none()
+        );
         assert!(unit_filter(Some("bogus"), None, None).is_err());
-        assert!(unit_filter(None, Some(" "), Some("")).unwrap().state.is_none());
+        assert!(
+            unit_filter(None, Some(" "), Some(""))
+                .unwrap()
+                .state
+                .is_none()
+        );
     }
 
     #[test]

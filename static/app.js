@@ -13,6 +13,14 @@ if (W.htmx) htmx.config.responseHandling.unshift({ code: '422', swap: true });
 // with htmx's default 20 ms a row's next live update within that time was lost.
 if (W.htmx) htmx.config.defaultSettleDelay = 0;
 
+// Live streams end with the page. Chrome keeps left pages in its back/forward cache with
+// their EventSources open, and HTTP/1.1 allows 6 connections per host: a few pages later
+// every request stalled. A page restored from that cache reloads for a fresh view.
+const streams = new Set();
+if (W.htmx) htmx.createEventSource = u => { const s = new EventSource(u, { withCredentials: true }); streams.add(s); return s; };
+W.addEventListener('pagehide', () => { streams.forEach(s => s.close()); streams.clear(); });
+W.addEventListener('pageshow', e => { if (e.persisted) location.reload(); });
+
 // toasts
 const toast = (kind, msg) => {
   let box = d.getElementById('toasts');

@@ -9,30 +9,56 @@ use common::{PASSWORD, Sandbox, eventually};
 use serde_json::{Value, json};
 
 const SUMMARY_FIELDS: &[&str] = &[
-    "name", "description", "type", "load_state", "active_state", "sub_state",
-    "unit_file_state", "main_pid", "memory_bytes", "cpu_usage_ns", "active_since",
-    "n_restarts", "managed", "protected", "health",
+    "name",
+    "description",
+    "type",
+    "load_state",
+    "active_state",
+    "sub_state",
+    "unit_file_state",
+    "main_pid",
+    "memory_bytes",
+    "cpu_usage_ns",
+    "active_since",
+    "n_restarts",
+    "managed",
+    "protected",
+    "health",
 ];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unauthenticated_requests_see_nothing() {
     let sb = Sandbox::start();
     let anon = sb.anonymous();
-    for path in ["/api/v1/units", "/api/v1/units/dbus.service", "/api/v1/tokens", "/api/v1/audit", "/api/v1/events"] {
+    for path in [
+        "/api/v1/units",
+        "/api/v1/units/dbus.service",
+        "/api/v1/tokens",
+        "/api/v1/audit",
+        "/api/v1/events",
+    ] {
         let res = anon.get(path).await;
         assert_eq!(res.status(), 401, "{path}");
         assert_eq!(
-            res.headers()["content-type"], "application/problem+json",
+            res.headers()["content-type"],
+            "application/problem+json",
             "{path}"
         );
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["status"], 401);
-        assert!(body["title"].is_string() && body["type"].is_string() && body["detail"].is_string());
+        assert!(
+            body["title"].is_string() && body["type"].is_string() && body["detail"].is_string()
+        );
     }
     for path in ["/", "/units/dbus.service", "/settings"] {
         let res = anon.get(path).await;
         assert_eq!(res.status(), 303, "{path}");
-        assert!(res.headers()["location"].to_str().unwrap().starts_with("/login"));
+        assert!(
+            res.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/login")
+        );
     }
     // A bogus token is refused, not treated as anonymous.
     let res = sb.with_token("ud_bogus").get("/api/v1/units").await;
@@ -56,33 +82,69 @@ async fn login_lists_real_units_and_logout_ends_the_session() {
 
     let units = api.get_json("/api/v1/units").await;
     let units = units.as_array().unwrap();
-    assert!(units.len() > 5, "a booted systemd has more services: {units:?}");
+    assert!(
+        units.len() > 5,
+        "a booted systemd has more services: {units:?}"
+    );
     for u in units {
         for field in SUMMARY_FIELDS {
             assert!(u.get(*field).is_some(), "field {field} missing in {u}");
         }
         assert_eq!(u["type"], "service");
     }
-    let dbus = units.iter().find(|u| u["name"] == "dbus.service").expect("dbus.service listed");
+    let dbus = units
+        .iter()
+        .find(|u| u["name"] == "dbus.service")
+        .expect("dbus.service listed");
     assert_eq!(dbus["active_state"], "active");
     assert_eq!(dbus["sub_state"], "running");
     assert_eq!(dbus["protected"], true);
     assert!(dbus["main_pid"].as_u64().unwrap() > 1);
-    let me = units.iter().find(|u| u["name"] == "unitdeck.service").expect("itself listed");
+    let me = units
+        .iter()
+        .find(|u| u["name"] == "unitdeck.service")
+        .expect("itself listed");
     assert_eq!(me["protected"], true);
     assert!(me["active_since"].as_str().unwrap().ends_with('Z'));
 
     // Filters.
     let all = api.get_json("/api/v1/units?type=all").await;
-    assert!(all.as_array().unwrap().iter().any(|u| u["name"] == "init.scope"));
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["name"] == "init.scope")
+    );
     assert!(all.as_array().unwrap().len() > units.len());
     let q = api.get_json("/api/v1/units?q=D-Bus").await;
-    assert!(q.as_array().unwrap().iter().any(|u| u["name"] == "dbus.service"));
-    assert!(q.as_array().unwrap().iter().all(|u| u["name"] != "unitdeck.service"));
+    assert!(
+        q.as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["name"] == "dbus.service")
+    );
+    assert!(
+        q.as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["name"] != "unitdeck.service")
+    );
     let running = api.get_json("/api/v1/units?state=running").await;
-    assert!(running.as_array().unwrap().iter().all(|u| u["sub_state"] == "running"));
+    assert!(
+        running
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["sub_state"] == "running")
+    );
     let timers = api.get_json("/api/v1/units?type=timer").await;
-    assert!(timers.as_array().unwrap().iter().all(|u| u["type"] == "timer"));
+    assert!(
+        timers
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["type"] == "timer")
+    );
     assert_eq!(api.get("/api/v1/units?type=bogus").await.status(), 400);
 
     // Logout kills the session server-side: the old cookie no longer works.
@@ -121,7 +183,13 @@ async fn session_cookie_is_strict_and_rotates() {
         .send()
         .await
         .unwrap();
-    let second = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let second = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     assert_ne!(first, second);
     let with = |c: &str| {
         anon.get(format!("{}/api/v1/units", sb.base_url()))
@@ -176,14 +244,27 @@ async fn unit_detail_and_errors_match_the_contract() {
     assert_eq!(d["unit_file_state"], "disabled");
     assert_eq!(d["fragment_path"], "/etc/systemd/system/demo.service");
     assert_eq!(d["exec_start"], json!([["/bin/sleep", "infinity"]]));
-    assert!(d["wants"].as_array().unwrap().contains(&json!("network.target")));
-    assert!(d["after"].as_array().unwrap().contains(&json!("network.target")));
+    assert!(
+        d["wants"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("network.target"))
+    );
+    assert!(
+        d["after"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("network.target"))
+    );
     assert!(d["requires"].is_array() && d["before"].is_array());
     assert!(d["required_by"].is_array() && d["wanted_by"].is_array());
     assert!(d["listen_ports"].is_array());
     let invocation = d["invocation_id"].as_str().unwrap();
     assert_eq!(invocation, sb.show("demo.service", "InvocationID"));
-    assert_eq!(d["main_pid"].as_u64().unwrap().to_string(), sb.show("demo.service", "MainPID"));
+    assert_eq!(
+        d["main_pid"].as_u64().unwrap().to_string(),
+        sb.show("demo.service", "MainPID")
+    );
     assert_eq!(d["timer"], Value::Null);
 
     let t = api.get_json("/api/v1/units/demo-job.timer").await;
@@ -192,7 +273,10 @@ async fn unit_detail_and_errors_match_the_contract() {
     assert!(t["timer"]["next_elapse"].as_str().unwrap().ends_with('Z'));
 
     // A disabled, stopped unit that systemd has unloaded is still found and listed.
-    sb.add_unit("idle.service", "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n");
+    sb.add_unit(
+        "idle.service",
+        "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n",
+    );
     let idle = api.get_json("/api/v1/units/idle.service").await;
     assert_eq!(idle["active_state"], "inactive");
 
@@ -211,11 +295,19 @@ async fn unit_detail_and_errors_match_the_contract() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cache_follows_changes_made_outside() {
     let sb = Sandbox::start();
-    sb.add_unit("outside.service", "[Service]\nExecStart=/bin/sleep infinity\n");
+    sb.add_unit(
+        "outside.service",
+        "[Service]\nExecStart=/bin/sleep infinity\n",
+    );
     let api = sb.login().await;
     sb.sh("systemctl start outside.service");
     async fn state(api: &common::Api) -> Option<String> {
-        let units: Value = api.get("/api/v1/units?q=outside").await.json().await.unwrap();
+        let units: Value = api
+            .get("/api/v1/units?q=outside")
+            .await
+            .json()
+            .await
+            .unwrap();
         units
             .as_array()
             .unwrap()
@@ -223,21 +315,33 @@ async fn the_cache_follows_changes_made_outside() {
             .find(|u| u["name"] == "outside.service")
             .map(|u| u["active_state"].as_str().unwrap().to_string())
     }
-    eventually("outside.service active in the list", Duration::from_secs(5), async || {
-        state(&api).await.filter(|s| s == "active")
-    })
+    eventually(
+        "outside.service active in the list",
+        Duration::from_secs(5),
+        async || state(&api).await.filter(|s| s == "active"),
+    )
     .await;
     sb.sh("systemctl stop outside.service");
-    eventually("outside.service inactive in the list", Duration::from_secs(5), async || {
-        state(&api).await.filter(|s| s == "inactive")
-    })
+    eventually(
+        "outside.service inactive in the list",
+        Duration::from_secs(5),
+        async || state(&api).await.filter(|s| s == "inactive"),
+    )
     .await;
     // daemon-reload with a new unit: it shows up.
-    sb.add_unit("later.service", "[Service]\nExecStart=/bin/sleep infinity\n");
+    sb.add_unit(
+        "later.service",
+        "[Service]\nExecStart=/bin/sleep infinity\n",
+    );
     sb.sh("systemctl start later.service");
     eventually("later.service listed", Duration::from_secs(5), async || {
         let units: Value = api.get("/api/v1/units?q=later").await.json().await.unwrap();
-        units.as_array().unwrap().iter().any(|u| u["name"] == "later.service").then_some(())
+        units
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["name"] == "later.service")
+            .then_some(())
     })
     .await;
 }
@@ -271,7 +375,13 @@ async fn healthz_reports_the_bus_and_recovers() {
     .await;
     let api = sb.login().await;
     let units = api.get_json("/api/v1/units").await;
-    assert!(units.as_array().unwrap().iter().any(|u| u["name"] == "dbus.service"));
+    assert!(
+        units
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["name"] == "dbus.service")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -286,16 +396,31 @@ async fn dashboard_and_unit_page_render_real_units() {
     assert!(html.contains("name=\"viewport\""));
     assert!(html.contains("sse-connect=\"/ui/events?type=service\""));
     // Assets only from unitdeck; the only absolute links are to other ports of this host.
-    assert!(!html.contains("src=\"http") && !html.contains("https://"), "no external assets");
+    assert!(
+        !html.contains("src=\"http") && !html.contains("https://"),
+        "no external assets"
+    );
     for (i, _) in html.match_indices("http://") {
-        assert!(html[i..].starts_with("http://127.0.0.1:"), "external link at {}", &html[i..i + 40]);
+        assert!(
+            html[i..].starts_with("http://127.0.0.1:"),
+            "external link at {}",
+            &html[i..i + 40]
+        );
     }
     let page = api.get("/units/dbus.service").await.text().await.unwrap();
     assert!(page.contains("D-Bus System Message Bus"));
-    assert!(page.contains("/units/dbus.socket"), "relationships are links");
+    assert!(
+        page.contains("/units/dbus.socket"),
+        "relationships are links"
+    );
     let css = api.get("/static/app.css").await;
     assert_eq!(css.status(), 200);
-    assert!(css.headers()["cache-control"].to_str().unwrap().contains("max-age=31536000"));
+    assert!(
+        css.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=31536000")
+    );
     let htmx = api.get("/static/vendor/htmx.min.js").await;
     assert_eq!(htmx.status(), 200);
     assert_eq!(api.get("/units/nope.service").await.status(), 404);
@@ -304,7 +429,13 @@ async fn dashboard_and_unit_page_render_real_units() {
 #[tokio::test(flavor = "multi_thread")]
 async fn openapi_covers_every_route() {
     let sb = Sandbox::start();
-    let doc: Value = sb.anonymous().get("/api/openapi.json").await.json().await.unwrap();
+    let doc: Value = sb
+        .anonymous()
+        .get("/api/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc["paths"].as_object().unwrap();
     for p in [

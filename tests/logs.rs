@@ -22,13 +22,20 @@ fn number(message: &str) -> u64 {
 fn entry(event: &common::sse::SseEvent) -> Value {
     assert_eq!(event.event, "entry");
     let v: Value = serde_json::from_str(&event.data).unwrap();
-    assert_eq!(Some(v["cursor"].as_str().unwrap()), event.id.as_deref(), "id is the cursor");
+    assert_eq!(
+        Some(v["cursor"].as_str().unwrap()),
+        event.id.as_deref(),
+        "id is the cursor"
+    );
     v
 }
 
 async fn journalctl_count(sb: &Sandbox) -> usize {
     let out = sb.exec(&["pgrep", "-c", "-x", "journalctl"]);
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -38,7 +45,9 @@ async fn backlog_then_live_without_gaps_and_exact_resume() {
     sb.sh("systemctl start numbers.service");
     let api = sb.login().await;
     eventually("40 lines written", Duration::from_secs(10), async || {
-        let logs: Value = api.get_json("/api/v1/units/numbers.service/logs?lines=1").await;
+        let logs: Value = api
+            .get_json("/api/v1/units/numbers.service/logs?lines=1")
+            .await;
         logs.as_array()
             .and_then(|a| a.first())
             .filter(|e| number(e["message"].as_str().unwrap()) >= 40)
@@ -46,7 +55,9 @@ async fn backlog_then_live_without_gaps_and_exact_resume() {
     })
     .await;
 
-    let res = api.get("/api/v1/units/numbers.service/logs/stream?lines=20").await;
+    let res = api
+        .get("/api/v1/units/numbers.service/logs/stream?lines=20")
+        .await;
     assert_eq!(res.headers()["x-accel-buffering"], "no");
     let mut sse = SseReader::new(res);
     let mut seen = Vec::new();
@@ -56,7 +67,10 @@ async fn backlog_then_live_without_gaps_and_exact_resume() {
             .await
             .unwrap_or_else(|| panic!("an entry after {:?}", seen.last()));
         let e = entry(&ev);
-        seen.push((number(e["message"].as_str().unwrap()), ev.id.clone().unwrap()));
+        seen.push((
+            number(e["message"].as_str().unwrap()),
+            ev.id.clone().unwrap(),
+        ));
     }
     for pair in seen.windows(2) {
         assert_eq!(pair[1].0, pair[0].0 + 1, "no gap, no repeat: {:?}", &seen);
@@ -67,7 +81,10 @@ async fn backlog_then_live_without_gaps_and_exact_resume() {
     // Reconnect from an entry in the middle: the next one is exactly the next number.
     let (n, cursor) = seen[50].clone();
     let res = api
-        .request(reqwest::Method::GET, "/api/v1/units/numbers.service/logs/stream")
+        .request(
+            reqwest::Method::GET,
+            "/api/v1/units/numbers.service/logs/stream",
+        )
         .header("last-event-id", &cursor)
         .send()
         .await
@@ -93,7 +110,15 @@ async fn backlog_then_live_without_gaps_and_exact_resume() {
         .collect();
     assert_eq!(numbers, (n + 1..n + 6).collect::<Vec<_>>());
     let first = &after[0];
-    for field in ["cursor", "time", "priority", "identifier", "pid", "message", "invocation_id"] {
+    for field in [
+        "cursor",
+        "time",
+        "priority",
+        "identifier",
+        "pid",
+        "message",
+        "invocation_id",
+    ] {
         assert!(first.get(field).is_some(), "{field}");
     }
     assert!(first["time"].as_str().unwrap().ends_with('Z'));
@@ -126,25 +151,48 @@ async fn filters_priority_grep_invocation_and_bad_input() {
             .map(|e| e["message"].as_str().unwrap().to_string())
             .collect()
     };
-    let errors = api.get_json("/api/v1/units/talk.service/logs?priority=3").await;
+    let errors = api
+        .get_json("/api/v1/units/talk.service/logs?priority=3")
+        .await;
     let errors = messages(&errors);
     assert!(errors.iter().all(|m| m == "boom error"), "{errors:?}");
     assert_eq!(errors.len(), 2, "one per run");
-    let warn = messages(&api.get_json("/api/v1/units/talk.service/logs?priority=4").await);
-    assert!(warn.contains(&"careful warning".to_string()) && !warn.contains(&"just info".to_string()));
-    let grep = messages(&api.get_json("/api/v1/units/talk.service/logs?grep=careful").await);
+    let warn = messages(
+        &api.get_json("/api/v1/units/talk.service/logs?priority=4")
+            .await,
+    );
+    assert!(
+        warn.contains(&"careful warning".to_string()) && !warn.contains(&"just info".to_string())
+    );
+    let grep = messages(
+        &api.get_json("/api/v1/units/talk.service/logs?grep=careful")
+            .await,
+    );
     assert_eq!(grep, vec!["careful warning", "careful warning"]);
     let run = api
-        .get_json(&format!("/api/v1/units/talk.service/logs?invocation={second_run}&grep=boom"))
+        .get_json(&format!(
+            "/api/v1/units/talk.service/logs?invocation={second_run}&grep=boom"
+        ))
         .await;
     assert_eq!(messages(&run), vec!["boom error"]);
 
     // Download: text, one line per entry with time and priority.
-    let res = api.get("/api/v1/units/talk.service/logs/download?priority=4").await;
+    let res = api
+        .get("/api/v1/units/talk.service/logs/download?priority=4")
+        .await;
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
     let text = res.text().await.unwrap();
-    assert!(text.lines().any(|l| l.ends_with(": boom error") && l.contains(" <3> ")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.ends_with(": boom error") && l.contains(" <3> ")),
+        "{text}"
+    );
 
     // The HTML stream escapes messages.
     let res = api.get("/ui/units/talk.service/logs/stream").await;
@@ -175,7 +223,11 @@ async fn filters_priority_grep_invocation_and_bad_input() {
     ] {
         let res = api.get(path).await;
         assert_eq!(res.status(), status, "{path}");
-        assert_eq!(res.headers()["content-type"], "application/problem+json", "{path}");
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
     }
 }
 
@@ -188,15 +240,19 @@ async fn twenty_viewers_share_one_journalctl_and_none_is_left() {
     assert_eq!(journalctl_count(&sb).await, 0);
     let mut viewers = Vec::new();
     for _ in 0..20 {
-        let res = api.get("/api/v1/units/numbers.service/logs/stream?lines=5").await;
+        let res = api
+            .get("/api/v1/units/numbers.service/logs/stream?lines=5")
+            .await;
         let mut sse = SseReader::new(res);
         sse.next(Duration::from_secs(10)).await.expect("an entry");
         viewers.push(sse);
     }
     // Backlog reads are short-lived; the follower stays.
-    eventually("exactly one journalctl for 20 viewers", Duration::from_secs(10), async || {
-        (journalctl_count(&sb).await == 1).then_some(())
-    })
+    eventually(
+        "exactly one journalctl for 20 viewers",
+        Duration::from_secs(10),
+        async || (journalctl_count(&sb).await == 1).then_some(()),
+    )
     .await;
     // Every viewer keeps receiving.
     for sse in &mut viewers {
@@ -204,7 +260,8 @@ async fn twenty_viewers_share_one_journalctl_and_none_is_left() {
     }
     // A different filter gets its own follower.
     let mut other = SseReader::new(
-        api.get("/api/v1/units/numbers.service/logs/stream?lines=1&grep=line-").await,
+        api.get("/api/v1/units/numbers.service/logs/stream?lines=1&grep=line-")
+            .await,
     );
     other.next(Duration::from_secs(10)).await.expect("an entry");
     eventually("two followers", Duration::from_secs(10), async || {

@@ -22,7 +22,8 @@ fn row(ports: &Value, port: u16) -> Value {
 async fn ports_show_owner_expected_unit_and_strays() {
     let sb = Sandbox::start();
     let api = sb.login().await;
-    let (app_port, stray_port, free_port) = (sb.spare_ports[0], sb.spare_ports[1], sb.spare_ports[2]);
+    let (app_port, stray_port, free_port) =
+        (sb.spare_ports[0], sb.spare_ports[1], sb.spare_ports[2]);
 
     let ports = api.get_json("/api/v1/ports").await;
     let me = row(&ports, sb.port);
@@ -76,7 +77,12 @@ async fn ports_show_owner_expected_unit_and_strays() {
     assert_eq!(stray["process"], "python3");
     assert!(stray["pid"].as_u64().unwrap() > 1);
     assert_eq!(stray["unit"], "stray-http.scope");
-    assert!(stray["problem"].as_str().unwrap().contains("outside any service"));
+    assert!(
+        stray["problem"]
+            .as_str()
+            .unwrap()
+            .contains("outside any service")
+    );
 
     let page = api.get("/ports").await.text().await.unwrap();
     assert!(page.contains("port-app.service") && page.contains("python3"));
@@ -102,9 +108,13 @@ async fn failing_health_check_restarts_through_systemd_with_back_off() {
 
     let health = async |api: &common::Api| -> Option<Value> {
         let checks = api.get_json("/api/v1/health-checks").await;
-        checks.as_array()?.iter().find(|c| c["unit"] == "hc-app.service").cloned()
+        checks
+            .as_array()?
+            .iter()
+            .find(|c| c["unit"] == "hc-app.service")
+            .cloned()
     };
-    eventually("healthy", Duration::from_secs(20), async || {
+    eventually("healthy", Duration::from_secs(60), async || {
         health(&api).await.filter(|c| c["status"] == "healthy")
     })
     .await;
@@ -114,8 +124,10 @@ async fn failing_health_check_restarts_through_systemd_with_back_off() {
 
     // The check starts failing (404): unhealthy, then restarted by systemd.
     sb.sh("rm /var/lib/hc/ok");
-    let restarted = eventually("a health restart", Duration::from_secs(20), async || {
-        health(&api).await.filter(|c| c["restarts"].as_u64() >= Some(1))
+    let restarted = eventually("a health restart", Duration::from_secs(60), async || {
+        health(&api)
+            .await
+            .filter(|c| c["restarts"].as_u64() >= Some(1))
     })
     .await;
     assert_eq!(restarted["target"], format!("http://127.0.0.1:{port}/ok"));
@@ -124,37 +136,47 @@ async fn failing_health_check_restarts_through_systemd_with_back_off() {
         (pid != pid_before && pid != "0").then_some(())
     })
     .await;
-    eventually("the health restart audited", Duration::from_secs(10), async || {
-        let audit = api.get_json("/api/v1/audit?limit=50").await;
-        audit
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| {
-                a["actor"] == "health-check"
-                    && a["action"] == "unit.restart"
-                    && a["target"] == "hc-app.service"
-                    && a["result"] == "done"
-            })
-            .then_some(())
-    })
+    eventually(
+        "the health restart audited",
+        Duration::from_secs(10),
+        async || {
+            let audit = api.get_json("/api/v1/audit?limit=50").await;
+            audit
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| {
+                    a["actor"] == "health-check"
+                        && a["action"] == "unit.restart"
+                        && a["target"] == "hc-app.service"
+                        && a["result"] == "done"
+                })
+                .then_some(())
+        },
+    )
     .await;
 
     // Still failing: the back-off stops restarting after 3 in the window.
     let stopped = eventually("back-off reached", Duration::from_secs(40), async || {
         health(&api).await.filter(|c| {
-            c["last_error"].as_str().is_some_and(|e| e.contains("not restarting"))
+            c["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not restarting"))
         })
     })
     .await;
     assert_eq!(stopped["restarts"], 3);
     assert_eq!(stopped["status"], "unhealthy");
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(health(&api).await.unwrap()["restarts"], 3, "no restart past the back-off");
+    assert_eq!(
+        health(&api).await.unwrap()["restarts"],
+        3,
+        "no restart past the back-off"
+    );
 
     // Fixed: healthy again.
     sb.sh("echo ok > /var/lib/hc/ok");
-    eventually("healthy again", Duration::from_secs(20), async || {
+    eventually("healthy again", Duration::from_secs(60), async || {
         health(&api).await.filter(|c| c["status"] == "healthy")
     })
     .await;

@@ -265,7 +265,7 @@ async fn app_server_is_created_updated_rolled_back_and_deleted() {
     assert_ne!(sb.show("shop-api.service", "MainPID"), pid1, "restarted");
     eventually(
         "the app answers on the new port",
-        Duration::from_secs(15),
+        Duration::from_secs(45),
         async || answers(port2).await.then_some(()),
     )
     .await;
@@ -306,7 +306,7 @@ async fn app_server_is_created_updated_rolled_back_and_deleted() {
     assert_eq!(rolled["files"]["shop-api.service"].as_str().unwrap(), text);
     eventually(
         "the app answers on the first port again",
-        Duration::from_secs(15),
+        Duration::from_secs(45),
         async || answers(port1).await.then_some(()),
     )
     .await;

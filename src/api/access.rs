@@ -76,7 +76,9 @@ pub async fn create_token(
     principal: Principal,
     ApiJson(body): ApiJson<TokenRequest>,
 ) -> AppResult<impl IntoResponse> {
-    let token = state.create_token(&principal, &body.name, body.scope).await?;
+    let token = state
+        .create_token(&principal, &body.name, body.scope)
+        .await?;
     Ok((StatusCode::CREATED, Json(token)))
 }
 

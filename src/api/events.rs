@@ -22,7 +22,9 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 #[utoipa::path(get, path = "/api/v1/events", tag = "units",
     responses((status = 200, content_type = "text/event-stream",
         description = "event: unit / data: unit summary; event: removed / data: {\"name\"}")))]
-pub async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn events(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut rx = state.systemd.subscribe();
     let systemd = state.systemd.clone();
     let stream = async_stream(move |tx| async move {
@@ -41,9 +43,11 @@ pub async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Res
         loop {
             let events = match rx.recv().await {
                 Ok(UnitEvent::Changed(summary)) => vec![unit_event(&summary)],
-                Ok(UnitEvent::Removed(name)) => vec![Event::default()
-                    .event("removed")
-                    .data(serde_json::json!({ "name": name }).to_string())],
+                Ok(UnitEvent::Removed(name)) => vec![
+                    Event::default()
+                        .event("removed")
+                        .data(serde_json::json!({ "name": name }).to_string()),
+                ],
                 Ok(UnitEvent::Resync) | Err(RecvError::Lagged(_)) => snapshot(&systemd),
                 Err(RecvError::Closed) => return,
             };

@@ -47,7 +47,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         if inner.is_syntax() || inner.is_eof() {
             AppError::BadRequest(format!("the body is not valid JSON: {inner}"))
         } else {
-            let field = if path == "." { "body".to_string() } else { path };
+            let field = if path == "." {
+                "body".to_string()
+            } else {
+                path
+            };
             AppError::Validation(vec![FieldError::new(field, inner.to_string())])
         }
     })
@@ -135,7 +139,10 @@ mod tests {
             Err(AppError::Validation(errors)) => assert_eq!(errors[0].field, "port"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse_json::<Body>(b"{"), Err(AppError::BadRequest(_))));
+        assert!(matches!(
+            parse_json::<Body>(b"{"),
+            Err(AppError::BadRequest(_))
+        ));
         match parse_json::<Body>(b"[]") {
             Err(AppError::Validation(errors)) => assert_eq!(errors[0].field, "body"),
             other => panic!("{other:?}"),

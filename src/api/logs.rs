@@ -65,7 +65,9 @@ pub async fn stream(
     ApiQuery(q): ApiQuery<LogQuery>,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    let items = state.follow_logs(&name, &q, last_event_id(&headers)).await?;
+    let items = state
+        .follow_logs(&name, &q, last_event_id(&headers))
+        .await?;
     let events = items.map(|item| {
         Ok(match item {
             StreamItem::Entry(entry) => Event::default()
@@ -98,11 +100,20 @@ pub async fn download(
     }
     let safe_name: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-@".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     Ok((
         [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
+            (
+                header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{safe_name}.log\""),

@@ -6,8 +6,8 @@ mod events;
 pub mod logs;
 pub use events::{KEEP_ALIVE, async_stream};
 pub mod extract;
-mod unit_files;
 pub mod ports;
+mod unit_files;
 mod units;
 
 use axum::Json;
@@ -48,7 +48,9 @@ impl Modify for Security {
         );
         components.add_security_scheme(
             "cookie",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE))),
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::auth::SESSION_COOKIE,
+            ))),
         );
     }
 }
@@ -68,7 +70,11 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(events::events))
         .routes(routes!(unit_files::preview))
         .routes(routes!(unit_files::create, unit_files::list))
-        .routes(routes!(unit_files::get, unit_files::update, unit_files::delete))
+        .routes(routes!(
+            unit_files::get,
+            unit_files::update,
+            unit_files::delete
+        ))
         .routes(routes!(unit_files::rollback))
         .routes(routes!(ports::ports))
         .routes(routes!(ports::health_checks))

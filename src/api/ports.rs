@@ -21,7 +21,10 @@ pub fn request_host(headers: &HeaderMap) -> String {
 /// Every watched port (UNITDECK_PORTS) and every other TCP port a service listens on.
 #[utoipa::path(get, path = "/api/v1/ports", tag = "ports",
     responses((status = 200, body = Vec<PortInfo>)))]
-pub async fn ports(State(state): State<AppState>, headers: HeaderMap) -> AppResult<Json<Vec<PortInfo>>> {
+pub async fn ports(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> AppResult<Json<Vec<PortInfo>>> {
     Ok(Json(state.port_map(&request_host(&headers)).await?))
 }
 

@@ -79,5 +79,7 @@ pub async fn unit_action(
     ApiQuery(query): ApiQuery<ActionQuery>,
 ) -> AppResult<Json<ActionOutcome>> {
     let wait = query.wait.unwrap_or(true);
-    Ok(Json(state.unit_action(&principal, &name, &action, wait).await?))
+    Ok(Json(
+        state.unit_action(&principal, &name, &action, wait).await?,
+    ))
 }

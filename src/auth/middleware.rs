@@ -15,8 +15,10 @@ pub const SESSION_COOKIE: &str = "unitdeck_session";
 
 /// Routes anyone may call (API.md "Authentication").
 fn is_public(method: &Method, path: &str) -> bool {
-    matches!(path, "/healthz" | "/login" | "/api/openapi.json" | "/favicon.ico")
-        || path.starts_with("/static/")
+    matches!(
+        path,
+        "/healthz" | "/login" | "/api/openapi.json" | "/favicon.ico"
+    ) || path.starts_with("/static/")
         || (path == "/api/v1/session" && method == Method::POST)
 }
 
@@ -46,7 +48,11 @@ fn is_state_changing(method: &Method) -> bool {
 
 /// A request the browser marks as cross-site, or whose Origin names another host.
 pub fn is_cross_site(headers: &HeaderMap) -> bool {
-    let header_str = |name| headers.get(name).and_then(|v: &header::HeaderValue| v.to_str().ok());
+    let header_str = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &header::HeaderValue| v.to_str().ok())
+    };
     if header_str("sec-fetch-site") == Some("cross-site") {
         return true;
     }
@@ -140,7 +146,8 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                     "this token's scope is {}; this request needs {needed}",
                     principal.scope
                 ));
-                if let Err(e) = audit_refusal(&state, Some(&principal), &method, &path, &err).await {
+                if let Err(e) = audit_refusal(&state, Some(&principal), &method, &path, &err).await
+                {
                     return e.into_response();
                 }
                 return err.into_response();
@@ -148,7 +155,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             req.extensions_mut().insert(principal);
         }
         None if public => {}
-        None if is_api || path.starts_with("/ui/") => return AppError::Unauthorized.into_response(),
+        None if is_api || path.starts_with("/ui/") => {
+            return AppError::Unauthorized.into_response();
+        }
         None => {
             let target = req
                 .uri()
@@ -238,21 +247,51 @@ mod tests {
             ("origin", "http://box:8035"),
             ("sec-fetch-site", "same-origin"),
         ])));
-        assert!(is_cross_site(&headers(&[("host", "box:8035"), ("sec-fetch-site", "cross-site")])));
-        assert!(is_cross_site(&headers(&[("host", "box:8035"), ("origin", "http://evil.example")])));
-        assert!(is_cross_site(&headers(&[("host", "box:8035"), ("origin", "http://box:9999")])));
-        assert!(is_cross_site(&headers(&[("host", "box:8035"), ("origin", "null")])));
+        assert!(is_cross_site(&headers(&[
+            ("host", "box:8035"),
+            ("sec-fetch-site", "cross-site")
+        ])));
+        assert!(is_cross_site(&headers(&[
+            ("host", "box:8035"),
+            ("origin", "http://evil.example")
+        ])));
+        assert!(is_cross_site(&headers(&[
+            ("host", "box:8035"),
+            ("origin", "http://box:9999")
+        ])));
+        assert!(is_cross_site(&headers(&[
+            ("host", "box:8035"),
+            ("origin", "null")
+        ])));
     }
 
     #[test]
     fn scopes_per_route() {
         assert_eq!(required_scope(&Method::GET, "/api/v1/units"), Scope::Read);
-        assert_eq!(required_scope(&Method::POST, "/api/v1/units/a.service/start"), Scope::Operate);
-        assert_eq!(required_scope(&Method::POST, "/ui/units/a.service/stop"), Scope::Operate);
-        assert_eq!(required_scope(&Method::POST, "/api/v1/unit-files"), Scope::Admin);
-        assert_eq!(required_scope(&Method::POST, "/api/v1/tokens"), Scope::Admin);
-        assert_eq!(required_scope(&Method::DELETE, "/api/v1/units/a.service/x"), Scope::Admin);
-        assert_eq!(required_scope(&Method::POST, "/api/v1/unit-files/a/rollback"), Scope::Admin);
+        assert_eq!(
+            required_scope(&Method::POST, "/api/v1/units/a.service/start"),
+            Scope::Operate
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/ui/units/a.service/stop"),
+            Scope::Operate
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/api/v1/unit-files"),
+            Scope::Admin
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/api/v1/tokens"),
+            Scope::Admin
+        );
+        assert_eq!(
+            required_scope(&Method::DELETE, "/api/v1/units/a.service/x"),
+            Scope::Admin
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/api/v1/unit-files/a/rollback"),
+            Scope::Admin
+        );
     }
 
     #[test]

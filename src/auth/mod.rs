@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-pub use middleware::{SESSION_COOKIE, authenticate, is_cross_site, session_hash as session_hash_of, urlencode};
+pub use middleware::{
+    SESSION_COOKIE, authenticate, is_cross_site, session_hash as session_hash_of, urlencode,
+};
 pub use password::{PasswordVerifier, hash_password};
 pub use ratelimit::LoginLimiter;
 
@@ -52,7 +54,9 @@ impl FromStr for Scope {
             "read" => Ok(Self::Read),
             "operate" => Ok(Self::Operate),
             "admin" => Ok(Self::Admin),
-            other => Err(format!("unknown scope {other:?}: use read, operate or admin")),
+            other => Err(format!(
+                "unknown scope {other:?}: use read, operate or admin"
+            )),
         }
     }
 }

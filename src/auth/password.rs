@@ -5,9 +5,9 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier as _};
-use argon2::Argon2;
 
 use crate::config::PasswordSource;
 use crate::db::Db;
@@ -82,7 +82,10 @@ async fn generate(db: &Db, file: &Path) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
     writeln!(out, "{password}")?;
     out.sync_all()?;
-    if !db.insert_setting_if_absent(PASSWORD_HASH_KEY, &hash).await? {
+    if !db
+        .insert_setting_if_absent(PASSWORD_HASH_KEY, &hash)
+        .await?
+    {
         // Another process stored one first; ours is void.
         std::fs::remove_file(file).ok();
         return Ok(db.setting(PASSWORD_HASH_KEY).await?.unwrap_or(hash));
@@ -112,11 +115,15 @@ mod tests {
         assert!(v.verify("s3cret".into()).await);
         assert!(!v.verify("s3cret ".into()).await);
         let hashed = PasswordSource::Hash(hash_password("other").unwrap());
-        let v = PasswordVerifier::from_source(&hashed, &db, &file).await.unwrap();
-        assert!(v.verify("other".into()).await);
-        assert!(PasswordVerifier::from_source(&PasswordSource::Hash("nope".into()), &db, &file)
+        let v = PasswordVerifier::from_source(&hashed, &db, &file)
             .await
-            .is_err());
+            .unwrap();
+        assert!(v.verify("other".into()).await);
+        assert!(
+            PasswordVerifier::from_source(&PasswordSource::Hash("nope".into()), &db, &file)
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]
@@ -131,7 +138,10 @@ mod tests {
             .await
             .unwrap();
         let password = std::fs::read_to_string(&file).unwrap().trim().to_string();
-        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(v.verify(password.clone()).await);
         let stored = db.setting(PASSWORD_HASH_KEY).await.unwrap().unwrap();
         assert!(stored.starts_with("$argon2") && !stored.contains(&password));

@@ -50,7 +50,9 @@ impl LoginLimiter {
         let wait = |times: &[Instant], limit: usize| -> Option<u64> {
             (times.len() >= limit).then(|| {
                 let oldest_that_counts = times[times.len() - limit];
-                (WINDOW - now.duration_since(oldest_that_counts)).as_secs().max(1)
+                (WINDOW - now.duration_since(oldest_that_counts))
+                    .as_secs()
+                    .max(1)
             })
         };
         let client_wait = f.by_client.get(&client).and_then(|t| wait(t, PER_CLIENT));

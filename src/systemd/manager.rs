@@ -164,13 +164,15 @@ impl Bus {
             .list_units()
             .await?
             .into_iter()
-            .map(|(name, description, load_state, active_state, sub_state, ..)| ListedUnit {
-                name,
-                description,
-                load_state,
-                active_state,
-                sub_state,
-            })
+            .map(
+                |(name, description, load_state, active_state, sub_state, ..)| ListedUnit {
+                    name,
+                    description,
+                    load_state,
+                    active_state,
+                    sub_state,
+                },
+            )
             .collect())
     }
 
@@ -194,11 +196,22 @@ impl Bus {
         Ok(self.manager.load_unit(name.to_string()).await?)
     }
 
-    pub async fn get_all(
-        &self,
-        path: &str,
-        interface: &str,
-    ) -> Result<PropertyMap, SystemdError> {
+    /// Whether systemd has the unit loaded right now. Unlike `load_unit` (or any
+    /// property read on the unit's object path) this does not load it.
+    pub async fn is_loaded(&self, name: &str) -> Result<bool, SystemdError> {
+        match self
+            .manager
+            .get_unit(name.to_string())
+            .await
+            .map_err(SystemdError::from)
+        {
+            Ok(_) => Ok(true),
+            Err(SystemdError::NoSuchUnit(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn get_all(&self, path: &str, interface: &str) -> Result<PropertyMap, SystemdError> {
         Ok(self.get_all_stamped(path, interface).await?.0)
     }
 
@@ -262,7 +275,10 @@ impl Bus {
     pub async fn service_fields(&self, path: &str) -> PropertyMap {
         let mut map = PropertyMap::new();
         for key in ["MainPID", "NRestarts", "MemoryCurrent", "CPUUsageNSec"] {
-            if let Ok(value) = self.get(path, "org.freedesktop.systemd1.Service", key).await {
+            if let Ok(value) = self
+                .get(path, "org.freedesktop.systemd1.Service", key)
+                .await
+            {
                 map.insert(key.to_string(), value);
             }
         }
@@ -325,11 +341,7 @@ impl Bus {
             UnitAction::Reload => self.manager.reload_unit(name.to_string(), mode).await?,
             _ => unreachable!("handled above"),
         };
-        let id = job
-            .as_str()
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.parse().ok());
+        let id = job.as_str().rsplit('/').next().and_then(|s| s.parse().ok());
         if !wait {
             return Ok(JobInfo { id, result: None });
         }
@@ -362,7 +374,10 @@ fn type_interface(name: &str) -> Option<String> {
     let t = unit_type(name);
     let mut chars = t.chars();
     let first = chars.next()?.to_ascii_uppercase();
-    Some(format!("org.freedesktop.systemd1.{first}{}", chars.as_str()))
+    Some(format!(
+        "org.freedesktop.systemd1.{first}{}",
+        chars.as_str()
+    ))
 }
 
 #[cfg(test)]

@@ -31,9 +31,9 @@ pub fn is_valid_unit_name(name: &str) -> bool {
     if prefix.is_empty() || !UNIT_TYPES.contains(&suffix) {
         return false;
     }
-    let valid_chars = prefix
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-' | b'\\' | b'@'));
+    let valid_chars = prefix.bytes().all(|b| {
+        b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-' | b'\\' | b'@')
+    });
     if !valid_chars || prefix.starts_with('.') || prefix.matches('@').count() > 1 {
         return false;
     }
@@ -146,7 +146,10 @@ mod tests {
                 .as_deref(),
             Some("getty@tty1.service")
         );
-        assert_eq!(unit_name_from_object_path("/org/freedesktop/systemd1/job/5"), None);
+        assert_eq!(
+            unit_name_from_object_path("/org/freedesktop/systemd1/job/5"),
+            None
+        );
         for name in ["dbus.service", "-.slice", "getty@tty1.service", "0x.timer"] {
             assert_eq!(
                 unit_name_from_object_path(&unit_object_path(name)).as_deref(),
@@ -157,6 +160,9 @@ mod tests {
             unit_object_path("dbus.service"),
             "/org/freedesktop/systemd1/unit/dbus_2eservice"
         );
-        assert_eq!(unit_name_from_object_path("/org/freedesktop/systemd1/unit/bad_zz"), None);
+        assert_eq!(
+            unit_name_from_object_path("/org/freedesktop/systemd1/unit/bad_zz"),
+            None
+        );
     }
 }

@@ -194,8 +194,14 @@ mod tests {
             ("NRestarts".to_string(), v(3u32)),
             ("MemoryCurrent".to_string(), v(u64::MAX)),
             ("CPUUsageNSec".to_string(), v(42u64)),
-            ("ActiveEnterTimestamp".to_string(), v(1_795_857_200_123_456u64)),
-            ("InvocationID".to_string(), v((0u8..16).collect::<Vec<u8>>())),
+            (
+                "ActiveEnterTimestamp".to_string(),
+                v(1_795_857_200_123_456u64),
+            ),
+            (
+                "InvocationID".to_string(),
+                v((0u8..16).collect::<Vec<u8>>()),
+            ),
             ("Description".to_string(), v("")),
             ("SomethingElse".to_string(), v(1u8)),
         ]
@@ -208,7 +214,10 @@ mod tests {
         assert_eq!(record.n_restarts, Some(3));
         assert_eq!(record.memory_bytes, None);
         assert_eq!(record.cpu_usage_ns, Some(42));
-        assert_eq!(record.active_since.as_deref(), Some("2026-11-28T09:13:20.123456Z"));
+        assert_eq!(
+            record.active_since.as_deref(),
+            Some("2026-11-28T09:13:20.123456Z")
+        );
         assert_eq!(
             record.invocation_id.as_deref(),
             Some("000102030405060708090a0b0c0d0e0f")

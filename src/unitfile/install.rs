@@ -493,6 +493,124 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+// --- crash recovery ----------------------------------------------------------------------
+
+/// Suffix of the file that marks a create in progress (`.NAME.unitdeck-create`).
+const CREATE_INTENT: &str = ".unitdeck-create";
+
+/// A create in progress, recorded in the unit directory before its files are written:
+/// `dir/.NAME.unitdeck-create` lists them. A kill between installing the files and
+/// committing the revision leaves the files with no database row; the next start
+/// finds the intent and removes them ([`interrupted_creates`]). Call [`Self::finish`]
+/// once the create is committed or undone.
+#[must_use = "finish the intent once the create is committed or undone"]
+#[derive(Debug)]
+pub struct CreateIntent {
+    path: PathBuf,
+}
+
+/// Records that the files `names` of unit file `base` are about to be created.
+pub fn begin_create(dir: &Path, base: &str, names: &[String]) -> io::Result<CreateIntent> {
+    let intent = format!(".{base}{CREATE_INTENT}");
+    let tmp = write_atomically(dir, &intent, names.join("\n").as_bytes())?;
+    let path = dir.join(&intent);
+    if let Err(e) = std::fs::rename(&tmp, &path).and_then(|()| sync_dir(dir)) {
+        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    Ok(CreateIntent { path })
+}
+
+impl CreateIntent {
+    pub fn finish(self) -> io::Result<()> {
+        std::fs::remove_file(&self.path)?;
+        sync_dir(self.path.parent().unwrap_or(Path::new(".")))
+    }
+}
+
+/// An interrupted create found at start: its base name and the files it was writing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interrupted {
+    pub base: String,
+    pub files: Vec<String>,
+    intent: PathBuf,
+}
+
+/// The creates a crash interrupted (their intent files are still there).
+pub fn interrupted_creates(dir: &Path) -> io::Result<Vec<Interrupted>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(base) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(CREATE_INTENT))
+        else {
+            continue;
+        };
+        let text = std::fs::read_to_string(entry.path())?;
+        found.push(Interrupted {
+            base: base.to_string(),
+            files: text.lines().map(String::from).collect(),
+            intent: entry.path(),
+        });
+    }
+    found.sort_by(|a, b| a.base.cmp(&b.base));
+    Ok(found)
+}
+
+impl Interrupted {
+    /// Removes the files of the create that unitdeck wrote (never a file without the
+    /// marker), then the intent. Returns the names removed.
+    pub fn undo(self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for name in &self.files {
+            // Only plain unit file names: the intent is read back from disk.
+            if name.contains('/') || name.starts_with('.') || name.is_empty() {
+                continue;
+            }
+            if let OnDisk::Ours(_) = on_disk(dir, name)? {
+                std::fs::remove_file(dir.join(name))?;
+                removed.push(name.clone());
+            }
+        }
+        self.forget()?;
+        sync_dir(dir)?;
+        Ok(removed)
+    }
+
+    /// Removes only the intent (the create was committed before the crash).
+    pub fn forget(&self) -> io::Result<()> {
+        match std::fs::remove_file(&self.intent) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Removes the temporary files a crash left behind ([`write_atomically`]'s
+/// `.NAME.unitdeck-*.tmp`); returns their names.
+pub fn remove_stale_temps(dir: &Path) -> io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.')
+            && name.contains(".unitdeck-")
+            && name.ends_with(".tmp")
+            && entry.file_type()?.is_file()
+        {
+            std::fs::remove_file(entry.path())?;
+            removed.push(name);
+        }
+    }
+    if !removed.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,6 +717,39 @@ mod tests {
         assert!(install_files(&dir.0, &write, &[]).is_err());
         assert_eq!(listing_names(&dir.0), before);
         assert_eq!(std::fs::read(dir.0.join("a.service")).unwrap(), b"old a");
+    }
+
+    #[test]
+    fn an_interrupted_create_is_found_and_undone() {
+        let dir = temp_unit_dir();
+        let ours = format!("{}\n[Unit]\n", super::super::render::MANAGED_HEADER);
+        std::fs::write(dir.0.join("keep.service"), "by hand").unwrap();
+        let before = listing_names(&dir.0);
+        let names = ["job.service".to_string(), "job.timer".to_string()];
+        // A create that finished leaves nothing behind.
+        begin_create(&dir.0, "done", &names)
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert_eq!(listing_names(&dir.0), before);
+        assert!(interrupted_creates(&dir.0).unwrap().is_empty());
+        // A crash after the files were installed: the intent is still there.
+        let _crashed = begin_create(&dir.0, "job", &names).unwrap();
+        std::fs::write(dir.0.join("job.service"), &ours).unwrap();
+        std::fs::write(dir.0.join("job.timer"), "replaced by hand").unwrap();
+        std::fs::write(dir.0.join(".job.service.unitdeck-1-2-ab.tmp"), "part").unwrap();
+        let found = interrupted_creates(&dir.0).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].base, "job");
+        assert_eq!(found[0].files, names);
+        let removed = found.into_iter().next().unwrap().undo(&dir.0).unwrap();
+        assert_eq!(removed, ["job.service"], "a file without the marker stays");
+        assert_eq!(
+            remove_stale_temps(&dir.0).unwrap(),
+            [".job.service.unitdeck-1-2-ab.tmp"]
+        );
+        std::fs::remove_file(dir.0.join("job.timer")).unwrap();
+        assert_eq!(listing_names(&dir.0), before);
     }
 
     fn listing_names(dir: &Path) -> Vec<String> {

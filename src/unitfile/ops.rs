@@ -11,6 +11,9 @@
 //!
 //! A crash between 2 and 3 leaves files newer than the database; [`reconcile_on_start`]
 //! puts the database's revision back at the next start (the change was never confirmed).
+//! A create has no revision to go back to: it is recorded in the unit directory before
+//! step 2 (`.NAME.unitdeck-create`, removed after step 3), and the next start removes the
+//! files of a create whose revision was never committed.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -163,11 +166,59 @@ pub async fn load_managed(db: &Db, systemd: &Systemd) -> anyhow::Result<()> {
 }
 
 /// Puts back the installed revision of every managed file that differs from it (a crash
-/// between writing the files and committing the revision), then reloads systemd once the
-/// bus is up. Files without the marker are never touched, only reported.
+/// between writing the files and committing the revision), removes the files of a create
+/// interrupted the same way and temporary files a crash left, then reloads systemd once
+/// the bus is up. Files without the marker are never touched, only reported.
 pub async fn reconcile_on_start(state: &AppState) -> anyhow::Result<()> {
     let dir = state.config.unit_dir.clone();
     let mut restored = Vec::new();
+    // A create interrupted before its commit: the files go (the create was never
+    // confirmed); one interrupted after it only leaves its intent behind.
+    let interrupted = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || install::interrupted_creates(&dir)).await?
+    };
+    for create in interrupted.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot look for interrupted creates");
+        Vec::new()
+    }) {
+        let committed = state
+            .db
+            .unit_file(&format!("{}.service", create.base))
+            .await?
+            .is_some();
+        let dir = dir.clone();
+        let files = create.files.clone();
+        let undone = tokio::task::spawn_blocking(move || {
+            if committed {
+                create.forget().map(|()| Vec::new())
+            } else {
+                create.undo(&dir)
+            }
+        })
+        .await?;
+        match undone {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::warn!(files = ?removed, "removed the files of an interrupted create");
+                restored.extend(removed);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(files = ?files, error = %e, "cannot undo an interrupted create")
+            }
+        }
+    }
+    let stale = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || install::remove_stale_temps(&dir)).await?
+    };
+    match stale {
+        Ok(removed) if !removed.is_empty() => {
+            tracing::warn!(files = ?removed, "removed temporary files of an interrupted change");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "cannot remove stale temporary files"),
+    }
     for row in state.db.list_unit_files().await? {
         let Some(stored) = state.db.unit_file_revision(&row.name, row.revision).await? else {
             continue;
@@ -219,6 +270,24 @@ pub async fn reconcile_on_start(state: &AppState) -> anyhow::Result<()> {
         });
     }
     Ok(())
+}
+
+/// Runs a change in a task of its own, so that it finishes (or is undone) even when the
+/// request that asked for it goes away: a client that disconnects drops the handler's
+/// future, and a change dropped between installing its files and committing its revision
+/// would leave files that no revision describes (tests/faults.rs measured it).
+async fn to_completion<T, F>(
+    state: &AppState,
+    principal: &Principal,
+    change: impl FnOnce(AppState, Principal) -> F,
+) -> AppResult<T>
+where
+    T: Send + 'static,
+    F: Future<Output = AppResult<T>> + Send + 'static,
+{
+    tokio::spawn(change(state.clone(), principal.clone()))
+        .await
+        .map_err(AppError::internal)?
 }
 
 fn is_running(summary: &UnitSummary) -> bool {
@@ -516,6 +585,55 @@ impl AppState {
         principal: &Principal,
         spec: UnitSpec,
     ) -> AppResult<Applied> {
+        to_completion(self, principal, async move |state, principal| {
+            state.create_now(&principal, spec).await
+        })
+        .await
+    }
+
+    /// `PUT /api/v1/unit-files/{name}`: a new revision; restarts the unit if it was running.
+    pub async fn update_unit_file(
+        &self,
+        principal: &Principal,
+        raw: &str,
+        spec: UnitSpec,
+    ) -> AppResult<Applied> {
+        let raw = raw.to_string();
+        to_completion(self, principal, async move |state, principal| {
+            let _guard = CHANGES.lock().await;
+            state
+                .change(&principal, "unitfile.update", &raw, spec, String::new())
+                .await
+        })
+        .await
+    }
+
+    /// `POST /api/v1/unit-files/{name}/rollback`: a new revision with revision N's spec.
+    pub async fn rollback_unit_file(
+        &self,
+        principal: &Principal,
+        raw: &str,
+        revision: i64,
+    ) -> AppResult<Applied> {
+        let raw = raw.to_string();
+        to_completion(self, principal, async move |state, principal| {
+            state.rollback_now(&principal, &raw, revision).await
+        })
+        .await
+    }
+
+    /// `DELETE /api/v1/unit-files/{name}`: stop, disable, remove the files, reload. The
+    /// history goes with it; the audit log keeps who did what, and the delete's audit row
+    /// holds the last spec.
+    pub async fn delete_unit_file(&self, principal: &Principal, raw: &str) -> AppResult<()> {
+        let raw = raw.to_string();
+        to_completion(self, principal, async move |state, principal| {
+            state.delete_now(&principal, &raw).await
+        })
+        .await
+    }
+
+    async fn create_now(&self, principal: &Principal, spec: UnitSpec) -> AppResult<Applied> {
         const ACTION: &str = "unitfile.create";
         let _guard = CHANGES.lock().await;
         let target = spec.unit_name();
@@ -546,20 +664,7 @@ impl AppState {
         Ok(self.applied(&spec, revision, prepared, job, warnings).await)
     }
 
-    /// `PUT /api/v1/unit-files/{name}`: a new revision; restarts the unit if it was running.
-    pub async fn update_unit_file(
-        &self,
-        principal: &Principal,
-        raw: &str,
-        spec: UnitSpec,
-    ) -> AppResult<Applied> {
-        let _guard = CHANGES.lock().await;
-        self.change(principal, "unitfile.update", raw, spec, String::new())
-            .await
-    }
-
-    /// `POST /api/v1/unit-files/{name}/rollback`: a new revision with revision N's spec.
-    pub async fn rollback_unit_file(
+    async fn rollback_now(
         &self,
         principal: &Principal,
         raw: &str,
@@ -637,12 +742,14 @@ impl AppState {
             Err(e) => return Err(self.refuse(principal, action, &target, e).await),
         };
         let old_primary = current.spec.primary_unit();
-        let was_running = self
-            .systemd
-            .find(&old_primary)
-            .await
-            .map(|s| is_running(&s))
-            .unwrap_or(false);
+        // Ask systemd, not the cache: a resync after the last reload may still be running.
+        let was_running = match self.systemd.refresh_unit(&old_primary).await {
+            Ok(()) => self
+                .systemd
+                .summary(&old_primary)
+                .is_some_and(|s| is_running(&s)),
+            Err(_) => false,
+        };
         if old_primary != spec.primary_unit() {
             // The kind changed: the old primary unit goes away or changes role.
             self.stop_and_disable(principal, &old_primary).await;
@@ -664,10 +771,7 @@ impl AppState {
         Ok(self.applied(&spec, revision, prepared, job, warnings).await)
     }
 
-    /// `DELETE /api/v1/unit-files/{name}`: stop, disable, remove the files, reload. The
-    /// history goes with it; the audit log keeps who did what, and the delete's audit row
-    /// holds the last spec.
-    pub async fn delete_unit_file(&self, principal: &Principal, raw: &str) -> AppResult<()> {
+    async fn delete_now(&self, principal: &Principal, raw: &str) -> AppResult<()> {
         const ACTION: &str = "unitfile.delete";
         let _guard = CHANGES.lock().await;
         let target = base_name(raw).map_or_else(|_| raw.to_string(), |b| format!("{b}.service"));
@@ -795,8 +899,50 @@ impl AppState {
         self.refuse(principal, action, target, err).await
     }
 
-    /// Files → reload → revision + audit in one transaction; undone on failure.
+    /// Files → reload → revision + audit in one transaction; undone on failure. A create
+    /// is first recorded in the unit directory, so that a crash before its commit is
+    /// undone at the next start ([`reconcile_on_start`]).
     async fn install_and_commit(
+        &self,
+        principal: &Principal,
+        action: &str,
+        spec: &UnitSpec,
+        prepared: &Prepared,
+        previous: Option<(i64, Vec<String>)>,
+        note: &str,
+    ) -> AppResult<i64> {
+        if previous.is_some() {
+            return self
+                .install_files_and_commit(principal, action, spec, prepared, previous, note)
+                .await;
+        }
+        let (dir, base) = (self.unit_dir(), spec.name.clone());
+        let names: Vec<String> = prepared.files.keys().cloned().collect();
+        let begun = tokio::task::spawn_blocking(move || install::begin_create(&dir, &base, &names))
+            .await
+            .map_err(AppError::internal)?;
+        let intent = match begun {
+            Ok(intent) => intent,
+            Err(e) => {
+                let err = AppError::Internal(format!(
+                    "cannot write unit files in {}: {e}",
+                    self.unit_dir().display()
+                ));
+                return Err(self.refuse(principal, action, &spec.unit_name(), err).await);
+            }
+        };
+        let result = self
+            .install_files_and_commit(principal, action, spec, prepared, None, note)
+            .await;
+        match tokio::task::spawn_blocking(move || intent.finish()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot remove the create intent"),
+            Err(e) => tracing::error!(error = %e, "cannot remove the create intent"),
+        }
+        result
+    }
+
+    async fn install_files_and_commit(
         &self,
         principal: &Principal,
         action: &str,

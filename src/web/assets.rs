@@ -20,7 +20,10 @@ fn hashes() -> &'static HashMap<String, String> {
         Assets::iter()
             .filter_map(|path| {
                 let file = Assets::get(&path)?;
-                Some((path.to_string(), hex::encode(&file.metadata.sha256_hash()[..6])))
+                Some((
+                    path.to_string(),
+                    hex::encode(&file.metadata.sha256_hash()[..6]),
+                ))
             })
             .collect()
     })

@@ -81,7 +81,9 @@ pub async fn log_stream(
     Query(q): Query<LogQuery>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let items = state.follow_logs(&name, &q, last_event_id(&headers)).await?;
+    let items = state
+        .follow_logs(&name, &q, last_event_id(&headers))
+        .await?;
     let events = items.map(|item| {
         Ok(match item {
             StreamItem::Entry(entry) => Event::default()
@@ -113,7 +115,7 @@ mod tests {
         };
         let html = render_line(&e);
         assert!(!html.contains("<script>"), "{html}");
-        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(html.contains("&#60;script&#62;"), "{html}");
         assert!(html.contains("data-prio=\"3\""));
         assert!(html.contains("09:13:20.123"));
         assert!(!html.contains('\n'));

@@ -3,8 +3,8 @@
 mod admin;
 mod assets;
 mod logs;
-mod ports;
 mod pages;
+mod ports;
 mod unit_form;
 mod view;
 
@@ -25,8 +25,14 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(pages::login_page).post(pages::login_submit))
         .route("/logout", post(pages::logout))
         .route("/units/{name}", get(pages::unit_page))
-        .route("/units/new", get(unit_form::new_page).post(unit_form::new_submit))
-        .route("/units/{name}/edit", get(unit_form::edit_page).post(unit_form::edit_submit))
+        .route(
+            "/units/new",
+            get(unit_form::new_page).post(unit_form::new_submit),
+        )
+        .route(
+            "/units/{name}/edit",
+            get(unit_form::edit_page).post(unit_form::edit_submit),
+        )
         .route("/units/{name}/rollback", post(unit_form::rollback))
         .route("/units/{name}/delete", post(unit_form::delete))
         .route("/ui/unit-form/preview", post(unit_form::preview_fragment))

@@ -1,7 +1,7 @@
 //! Page and fragment handlers: parse, call the domain on `AppState`, render.
 
-use std::convert::Infallible;
 use std::collections::HashSet;
+use std::convert::Infallible;
 
 use askama::Template;
 use axum::Form;
@@ -192,12 +192,21 @@ pub async fn dashboard(
     let (units, unit_type) = listed(&state, &q)?;
     let counts = Counts {
         total: units.len(),
-        active: units.iter().filter(|u| u.active_state.as_deref() == Some("active")).count(),
-        failed: units.iter().filter(|u| u.active_state.as_deref() == Some("failed")).count(),
+        active: units
+            .iter()
+            .filter(|u| u.active_state.as_deref() == Some("active"))
+            .count(),
+        failed: units
+            .iter()
+            .filter(|u| u.active_state.as_deref() == Some("failed"))
+            .count(),
     };
     render(&DashboardPage {
         chrome: Chrome::new("services"),
-        units: units.iter().map(|u| UnitView::of(&state.systemd, u)).collect(),
+        units: units
+            .iter()
+            .map(|u| UnitView::of(&state.systemd, u))
+            .collect(),
         unit_type,
         state: q.state.unwrap_or_default(),
         q: q.q.unwrap_or_default(),
@@ -213,7 +222,10 @@ pub async fn unit_rows(
 ) -> Result<Html<String>, PageError> {
     let (units, _) = listed(&state, &q)?;
     render(&UnitRows {
-        units: units.iter().map(|u| UnitView::of(&state.systemd, u)).collect(),
+        units: units
+            .iter()
+            .map(|u| UnitView::of(&state.systemd, u))
+            .collect(),
     })
 }
 
@@ -272,7 +284,10 @@ pub async fn unit_page(
 fn shell_line(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
-            if !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b)) {
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', "'\\''"))
@@ -353,7 +368,9 @@ pub async fn unit_action(
             let message = if ok {
                 format!("{action} {name}: {result}")
             } else {
-                format!("{action} {name} failed: {result}. Its last log lines are at the top of the page.")
+                format!(
+                    "{action} {name} failed: {result}. Its last log lines are at the top of the page."
+                )
             };
             // The row, plus the log box out of band: the failed run's last lines, or
             // emptied after a success so an old failure does not linger.
@@ -392,7 +409,8 @@ pub async fn unit_action(
 }
 
 pub(crate) fn with_toast(mut response: Response, ok: bool, message: &str) -> Response {
-    let trigger = serde_json::json!({"toast": {"kind": if ok { "ok" } else { "err" }, "message": message}});
+    let trigger =
+        serde_json::json!({"toast": {"kind": if ok { "ok" } else { "err" }, "message": message}});
     if let Ok(value) = HeaderValue::from_str(&trigger.to_string()) {
         response.headers_mut().insert("hx-trigger", value);
     }
@@ -424,7 +442,11 @@ pub async fn row_events(
                     } else {
                         format!("u:{}", summary.name)
                     };
-                    match (UnitRow { u: UnitView::of(&systemd, &summary) }).render() {
+                    match (UnitRow {
+                        u: UnitView::of(&systemd, &summary),
+                    })
+                    .render()
+                    {
                         Ok(html) => Event::default().event(name).data(html),
                         Err(_) => continue,
                     }
@@ -465,7 +487,9 @@ mod tests {
 
     #[test]
     fn shell_lines_quote_what_needs_it() {
-        let argv: Vec<String> = ["/bin/echo", "a b", "it's", "x=1"].map(String::from).to_vec();
+        let argv: Vec<String> = ["/bin/echo", "a b", "it's", "x=1"]
+            .map(String::from)
+            .to_vec();
         assert_eq!(shell_line(&argv), "/bin/echo 'a b' 'it'\\''s' x=1");
     }
 }
@@ -494,7 +518,10 @@ fn resources(state: &AppState, summary: &UnitSummary) -> Resources {
             .memory_bytes
             .map(super::view::human_bytes)
             .unwrap_or_else(|| "—".into()),
-        cpu: cpu.last().map(|c| format!("{c:.1} %")).unwrap_or_else(|| "—".into()),
+        cpu: cpu
+            .last()
+            .map(|c| format!("{c:.1} %"))
+            .unwrap_or_else(|| "—".into()),
         memory_spark: super::view::sparkline(&memory, "memory"),
         cpu_spark: super::view::sparkline(&cpu, "CPU"),
         minutes,

@@ -21,13 +21,21 @@ pub struct PortTile {
 
 impl PortTile {
     pub fn new(p: PortInfo) -> Self {
-        let tile_state = if p.problem.is_some() { "mismatch" } else { p.state };
+        let tile_state = if p.problem.is_some() {
+            "mismatch"
+        } else {
+            p.state
+        };
         let unit_href = p
             .unit
             .as_deref()
             .filter(|u| u.ends_with(".service"))
             .map(|u| format!("/units/{}", crate::auth::urlencode(u)));
-        Self { p, tile_state, unit_href }
+        Self {
+            p,
+            tile_state,
+            unit_href,
+        }
     }
 }
 

@@ -54,9 +54,18 @@ impl UnitView {
             sub_state: u.sub_state.clone().unwrap_or_default(),
             enabled: u.unit_file_state.clone().unwrap_or_else(|| "—".into()),
             since: u.active_since.clone(),
-            pid: u.main_pid.map(|p| p.to_string()).unwrap_or_else(|| "—".into()),
-            memory: u.memory_bytes.map(human_bytes).unwrap_or_else(|| "—".into()),
-            restarts: u.n_restarts.map(|n| n.to_string()).unwrap_or_else(|| "—".into()),
+            pid: u
+                .main_pid
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "—".into()),
+            memory: u
+                .memory_bytes
+                .map(human_bytes)
+                .unwrap_or_else(|| "—".into()),
+            restarts: u
+                .n_restarts
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "—".into()),
             managed: u.managed,
             protected: u.protected,
             health: u.health.map(Health::as_str),
@@ -68,19 +77,47 @@ impl UnitView {
 }
 
 fn buttons(u: &UnitSummary, state: &str) -> Vec<ActionButton> {
-    let running = matches!(state, "active" | "activating" | "reloading" | "deactivating");
-    let confirm = |verb: &str| Some(format!("{verb} {}? Anything using it will lose it.", u.name));
+    let running = matches!(
+        state,
+        "active" | "activating" | "reloading" | "deactivating"
+    );
+    let confirm = |verb: &str| {
+        Some(format!(
+            "{verb} {}? Anything using it will lose it.",
+            u.name
+        ))
+    };
     let mut out = Vec::new();
     if running {
         if !u.protected {
-            out.push(ActionButton { action: "stop", label: "Stop", class: "danger", confirm: confirm("Stop") });
+            out.push(ActionButton {
+                action: "stop",
+                label: "Stop",
+                class: "danger",
+                confirm: confirm("Stop"),
+            });
         }
-        out.push(ActionButton { action: "restart", label: "Restart", class: "", confirm: None });
+        out.push(ActionButton {
+            action: "restart",
+            label: "Restart",
+            class: "",
+            confirm: None,
+        });
     } else {
-        out.push(ActionButton { action: "start", label: "Start", class: "primary", confirm: None });
+        out.push(ActionButton {
+            action: "start",
+            label: "Start",
+            class: "primary",
+            confirm: None,
+        });
     }
     if state == "failed" {
-        out.push(ActionButton { action: "reset-failed", label: "Reset", class: "", confirm: None });
+        out.push(ActionButton {
+            action: "reset-failed",
+            label: "Reset",
+            class: "",
+            confirm: None,
+        });
     }
     match u.unit_file_state.as_deref() {
         Some("enabled") if !u.protected => out.push(ActionButton {
@@ -89,9 +126,12 @@ fn buttons(u: &UnitSummary, state: &str) -> Vec<ActionButton> {
             class: "",
             confirm: confirm("Disable"),
         }),
-        Some("disabled") => {
-            out.push(ActionButton { action: "enable", label: "Enable", class: "", confirm: None })
-        }
+        Some("disabled") => out.push(ActionButton {
+            action: "enable",
+            label: "Enable",
+            class: "",
+            confirm: None,
+        }),
         _ => {}
     }
     out
@@ -109,18 +149,30 @@ pub fn sparkline(values: &[f64], label: &str) -> String {
     let points: Vec<String> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| format!("{:.1},{:.1}", i as f64 * step, 30.0 - (v - min) / span * 28.0))
+        .map(|(i, v)| {
+            format!(
+                "{:.1},{:.1}",
+                i as f64 * step,
+                30.0 - (v - min) / span * 28.0
+            )
+        })
         .collect();
     format!(
         "<svg class=\"spark\" viewBox=\"0 0 100 32\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"{}\"><polyline fill=\"none\" stroke=\"currentColor\" stroke-width=\"1.5\" vector-effect=\"non-scaling-stroke\" points=\"{}\"/></svg>",
-        askama::filters::escape(label, askama::filters::Html).map(|e| e.to_string()).unwrap_or_default(),
+        askama::filters::escape(label, askama::filters::Html)
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
         points.join(" ")
     )
 }
 
 /// Memory (bytes) and CPU (% of one core) series from the samples.
 pub fn resource_series(samples: &[Sample]) -> (Vec<f64>, Vec<f64>) {
-    let memory = samples.iter().filter_map(|s| s.memory_bytes).map(|m| m as f64).collect();
+    let memory = samples
+        .iter()
+        .filter_map(|s| s.memory_bytes)
+        .map(|m| m as f64)
+        .collect();
     let cpu = samples
         .windows(2)
         .filter_map(|w| {
@@ -169,9 +221,19 @@ mod tests {
     fn sparklines_scale_and_cpu_is_a_rate() {
         assert_eq!(sparkline(&[1.0], "x"), "");
         let svg = sparkline(&[0.0, 5.0, 10.0], "memory <x>");
-        assert!(svg.contains("points=\"0.0,30.0 50.0,16.0 100.0,2.0\""), "{svg}");
-        assert!(svg.contains("memory &#60;x&#62;") || svg.contains("memory &lt;x&gt;"), "{svg}");
-        let s = |at_ms, cpu| Sample { at_ms, memory_bytes: Some(1), cpu_usage_ns: Some(cpu) };
+        assert!(
+            svg.contains("points=\"0.0,30.0 50.0,16.0 100.0,2.0\""),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("memory &#60;x&#62;") || svg.contains("memory &lt;x&gt;"),
+            "{svg}"
+        );
+        let s = |at_ms, cpu| Sample {
+            at_ms,
+            memory_bytes: Some(1),
+            cpu_usage_ns: Some(cpu),
+        };
         let (_, cpu) = resource_series(&[s(0, 0), s(1000, 500_000_000)]);
         assert_eq!(cpu, vec![50.0]);
     }

@@ -1,0 +1,696 @@
+//! The web UI in a real browser (headless Chromium through chromedriver, driven with
+//! fantoccini) against unitdeck in the real-systemd test container, on a phone
+//! (390×844, touch) and a desktop (1280×900):
+//!
+//! - the flows: log in through the form; the dashboard lists services; the filter
+//!   hides rows without a reload; Stop (with its confirmation) and Start change the
+//!   row in place; a `systemctl` change made outside appears live; a unit's page
+//!   shows log lines as they are written; the unit form previews, marks a bad field
+//!   next to it, then creates and starts an app server; the ports page shows it;
+//!   log out;
+//! - on every page: no sideways scrolling, tap targets ≥ 44 px and no tiny text on
+//!   the phone, state badges with text, no request to another host; a screenshot
+//!   of each page at both sizes in `target/screenshots/`;
+//! - dark mode (`prefers-color-scheme: dark`), the first load's compressed weight;
+//! - resilience: unitdeck restarted or down while a page is open.
+//!
+//! Every step asserts on the DOM with a timeout: a button that does nothing fails.
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::{Browser, DESKTOP, PHONE, Screen, WAIT};
+use common::{PASSWORD, Sandbox};
+use serde_json::{Value, json};
+
+const DEMO: &str = "demo.service";
+const DEMO_ROW: &str = "#u-demo_2eservice";
+const COUNTER: &str = "counter.service";
+const APP: &str = "web-app";
+
+/// A long-running unit to stop and start.
+const DEMO_UNIT: &str = "[Unit]\nDescription=Demo sleeper for the browser tests\n\n\
+    [Service]\nExecStart=/bin/sleep infinity\n";
+
+/// A unit that writes `line 1`, `line 2`, … twice a second.
+const COUNTER_UNIT: &str = "[Unit]\nDescription=Numbered log lines\n\n[Service]\n\
+    ExecStart=/bin/sh -c 'i=0; while :; do i=$((i+1)); echo \"line $i\"; sleep 0.5; done'\n";
+
+fn add_demo_units(sb: &Sandbox) {
+    sb.write(&format!("/etc/systemd/system/{DEMO}"), DEMO_UNIT);
+    sb.write(&format!("/etc/systemd/system/{COUNTER}"), COUNTER_UNIT);
+    sb.sh(&format!(
+        "systemctl daemon-reload && systemctl start {DEMO} {COUNTER}"
+    ));
+}
+
+/// Logs in through the form and waits for the dashboard's rows.
+async fn login(b: &Browser, base: &str) {
+    b.goto(&format!("{base}/login")).await;
+    let password = b.wait_for("input#password[type=password]").await;
+    password.send_keys(PASSWORD).await.unwrap();
+    b.click("form.login button[type=submit]").await;
+    b.wait_for_path("/").await;
+    b.wait_for("#u-dbus_2eservice").await;
+}
+
+/// The checks every page gets, then its screenshot.
+async fn check_page(b: &Browser, name: &str) {
+    b.wait_js(
+        &format!("{name} loaded"),
+        WAIT,
+        "return document.readyState === 'complete' && !!window.htmx && !!window.unitdeck",
+    )
+    .await;
+    // Let the deferred script's first pass (times, filter) settle.
+    b.wait_js(
+        "a frame",
+        WAIT,
+        "return new Promise(r => requestAnimationFrame(() => r(true)))",
+    )
+    .await;
+    b.assert_no_horizontal_scroll(name).await;
+    if b.screen.mobile {
+        let small = b.small_tap_targets().await;
+        assert!(
+            small.is_empty(),
+            "{name}: tap targets under 44 px on a phone: {small:#?}"
+        );
+        let tiny = b.tiny_text().await;
+        assert!(
+            tiny.is_empty(),
+            "{name}: text under 12 px on a phone: {tiny:#?}"
+        );
+    }
+    let faint = b.low_contrast().await;
+    assert!(faint.is_empty(), "{name}: text hard to read: {faint:#?}");
+    let mute = b.state_badges_without_text().await;
+    assert!(
+        mute.is_empty(),
+        "{name}: state shown by colour only: {mute:#?}"
+    );
+    let foreign = b.foreign_requests().await;
+    assert!(
+        foreign.is_empty(),
+        "{name}: requests or links to other hosts: {foreign:#?}"
+    );
+    let viewport = b
+        .js(
+            "const m = document.querySelector('meta[name=viewport]'); return m && m.content",
+            vec![],
+        )
+        .await;
+    assert!(
+        viewport
+            .as_str()
+            .is_some_and(|c| c.contains("width=device-width")),
+        "{name}: no responsive viewport meta: {viewport}"
+    );
+    b.screenshot(name).await;
+}
+
+/// Sets `window.__marker`; `assert_no_reload` checks it is still there.
+async fn mark(b: &Browser) {
+    b.js(
+        "window.__marker = 1; window.__toasts = []; \
+         new MutationObserver(ms => ms.forEach(m => m.addedNodes.forEach(n => \
+           n.classList && n.classList.contains('toast') && window.__toasts.push(n.className + ': ' + n.textContent)))) \
+           .observe(document.body, { childList: true, subtree: true }); return true",
+        vec![],
+    )
+    .await;
+}
+
+/// Waits for a toast (seen since `mark`) of `kind` whose text holds `text`.
+async fn wait_toast(b: &Browser, kind: &str, text: &str) {
+    let script = format!(
+        "return window.__toasts.some(t => t.startsWith('toast {kind}:') && t.includes({}))",
+        json!(text)
+    );
+    let what = format!("a {kind} toast saying {text:?}");
+    let found = b.try_wait_js(WAIT, &script).await;
+    if !found {
+        let seen = b.js("return window.__toasts", vec![]).await;
+        panic!("timed out waiting for {what}; toasts seen: {seen}");
+    }
+}
+
+async fn assert_no_reload(b: &Browser, what: &str) {
+    let v = b.js("return window.__marker === 1", vec![]).await;
+    assert_eq!(v, json!(true), "the page reloaded during: {what}");
+}
+
+/// Waits for the row `row` (a CSS id selector) to show `state` (badge and attribute).
+async fn wait_row_state(b: &Browser, row: &str, state: &str, what: &str) {
+    let script = format!(
+        "const r = document.querySelector({row}); if (!r) return false; \
+         const s = r.querySelector('.state'); \
+         return r.dataset.state === {state} && !!s && s.dataset.state === {state} && \
+           s.textContent.trim().startsWith({state})",
+        row = json!(row),
+        state = json!(state),
+    );
+    if !b.try_wait_js(WAIT, &script).await {
+        let now = b
+            .js(
+                "const r = document.querySelector(arguments[0]); return r ? r.outerHTML : 'no row'",
+                vec![json!(row)],
+            )
+            .await;
+        let toasts = b.js("return window.__toasts", vec![]).await;
+        panic!("timed out waiting for: {what}\nthe row: {now}\ntoasts: {toasts}");
+    }
+}
+
+/// Clicks the button for `action` in `row`.
+async fn click_action(b: &Browser, row: &str, action: &str) {
+    let css = format!("{row} .actions button[data-action={action}]");
+    b.click(&css).await;
+}
+
+/// Empties an input as the search field's clear button does (an `input` event).
+async fn clear_input(b: &Browser, css: &str) {
+    b.js(
+        "const i = document.querySelector(arguments[0]); i.value = ''; \
+         i.dispatchEvent(new Event('input', { bubbles: true })); \
+         i.dispatchEvent(new Event('change', { bubbles: true })); return true",
+        vec![json!(css)],
+    )
+    .await;
+}
+
+/// The numbers of the `line N` log lines on the page, in order.
+async fn log_numbers(b: &Browser) -> Vec<u64> {
+    let v = b
+        .js(
+            "return [...document.querySelectorAll('.log .log-line')] \
+               .map(l => (l.textContent.match(/line (\\d+)\\s*$/) || [])[1]) \
+               .filter(Boolean).map(Number)",
+            vec![],
+        )
+        .await;
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect()
+}
+
+async fn wait_log_past(b: &Browser, n: u64, what: &str) {
+    let script = format!(
+        "return [...document.querySelectorAll('.log .log-line')] \
+           .some(l => {{ const m = l.textContent.match(/line (\\d+)\\s*$/); return m && Number(m[1]) > {n}; }})"
+    );
+    b.wait_js(what, WAIT, &script).await;
+}
+
+async fn flows(screen: Screen) {
+    let sb = Sandbox::start();
+    add_demo_units(&sb);
+    let base = sb.base_url();
+    let port = sb.spare_ports[0];
+    let b = Browser::start(screen).await;
+
+    // --- login through the form (a wrong password first) ------------------------------
+    b.goto(&format!("{base}/")).await;
+    b.wait_for_path("/login").await;
+    b.wait_for("input#password").await;
+    check_page(&b, "login").await;
+    b.find("input#password")
+        .await
+        .send_keys("not-the-password")
+        .await
+        .unwrap();
+    b.click("form.login button[type=submit]").await;
+    let error = b.wait_for(".field.invalid .field-error").await;
+    assert!(error.text().await.unwrap().contains("Wrong password"));
+    check_page(&b, "login-error").await;
+    b.find("input#password")
+        .await
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    b.click("form.login button[type=submit]").await;
+    b.wait_for_path("/").await;
+
+    // --- the dashboard lists the services -----------------------------------------------
+    for row in ["#u-dbus_2eservice", DEMO_ROW, "#u-counter_2eservice"] {
+        b.wait_for(row).await;
+    }
+    wait_row_state(&b, DEMO_ROW, "active", "demo.service shown active").await;
+    let rows = b
+        .js(
+            "return document.querySelectorAll('.unit-row').length",
+            vec![],
+        )
+        .await;
+    assert!(rows.as_u64().unwrap() >= 5, "only {rows} rows");
+    check_page(&b, "dashboard").await;
+
+    // --- filter: rows hide without a reload --------------------------------------------
+    mark(&b).await;
+    b.find("input[data-filter-text]")
+        .await
+        .send_keys("demo")
+        .await
+        .unwrap();
+    b.wait_js(
+        "only matching rows visible",
+        WAIT,
+        "const rows = [...document.querySelectorAll('.unit-row')]; \
+         const shown = rows.filter(r => r.getClientRects().length > 0); \
+         return shown.length >= 1 && shown.every(r => (r.dataset.name + ' ' + r.dataset.desc).toLowerCase().includes('demo')) \
+           && document.querySelector('#u-dbus_2eservice').getClientRects().length === 0",
+    )
+    .await;
+    b.wait_js(
+        "the filter in the URL",
+        WAIT,
+        "return new URLSearchParams(location.search).get('q') === 'demo'",
+    )
+    .await;
+    check_page(&b, "dashboard-filtered").await;
+    clear_input(&b, "input[data-filter-text]").await;
+    b.wait_for("#u-dbus_2eservice").await;
+    // The state filter.
+    b.find("select[data-filter-state]")
+        .await
+        .select_by_value("inactive")
+        .await
+        .unwrap();
+    b.wait_js(
+        "only inactive rows",
+        WAIT,
+        "const shown = [...document.querySelectorAll('.unit-row')].filter(r => r.getClientRects().length > 0); \
+         return shown.every(r => r.dataset.state === 'inactive') && \
+           document.querySelector('#u-demo_2eservice').getClientRects().length === 0",
+    )
+    .await;
+    b.find("select[data-filter-state]")
+        .await
+        .select_by_value("")
+        .await
+        .unwrap();
+    b.wait_for(DEMO_ROW).await;
+    assert_no_reload(&b, "filtering").await;
+
+    // --- Stop (confirmed) and Start with the row's buttons ------------------------------
+    click_action(&b, DEMO_ROW, "stop").await;
+    b.accept_dialog("Stop demo.service?").await;
+    wait_row_state(&b, DEMO_ROW, "inactive", "the row shows demo stopped").await;
+    assert_eq!(sb.show(DEMO, "ActiveState"), "inactive");
+    wait_toast(&b, "ok", "stop demo.service").await;
+    check_page(&b, "dashboard-stopped").await;
+    click_action(&b, DEMO_ROW, "start").await;
+    wait_row_state(&b, DEMO_ROW, "active", "the row shows demo started").await;
+    assert_eq!(sb.show(DEMO, "ActiveState"), "active");
+    assert_no_reload(&b, "stop and start").await;
+
+    // --- a change made outside appears live ---------------------------------------------
+    sb.sh(&format!("systemctl stop {DEMO}"));
+    wait_row_state(&b, DEMO_ROW, "inactive", "systemctl stop shown live").await;
+    sb.sh(&format!("systemctl start {DEMO}"));
+    wait_row_state(&b, DEMO_ROW, "active", "systemctl start shown live").await;
+    assert_no_reload(&b, "outside changes").await;
+
+    // --- a unit's page: live log lines ------------------------------------------------------
+    b.click("#u-counter_2eservice .name a").await;
+    b.wait_for_path("/units/counter.service").await;
+    mark(&b).await;
+    wait_log_past(&b, 0, "log lines of counter.service").await;
+    let seen = *log_numbers(&b).await.last().unwrap();
+    wait_log_past(&b, seen + 3, "new log lines arrive").await;
+    assert_no_reload(&b, "following the log").await;
+    let numbers = log_numbers(&b).await;
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "log lines in order without gaps: {numbers:?}"
+    );
+    wait_row_state(&b, "#u-counter_2eservice", "active", "counter row").await;
+    check_page(&b, "unit").await;
+
+    // --- back and forth between live pages: left pages' streams are closed (Chrome's
+    // back/forward cache kept them open, and 6 connections per host ran out) ---------------
+    for round in 0..3 {
+        let started = std::time::Instant::now();
+        b.click("nav a[href='/']").await;
+        b.wait_for_path("/").await;
+        b.wait_for("#u-counter_2eservice").await;
+        b.click("#u-counter_2eservice .name a").await;
+        b.wait_for_path("/units/counter.service").await;
+        wait_log_past(&b, 0, "log lines again").await;
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "round {round} between the dashboard and a unit took {:?}",
+            started.elapsed()
+        );
+    }
+
+    // --- the unit form: preview, a field error, create -----------------------------------
+    b.click("nav a[href='/units/new']").await;
+    b.wait_for_path("/units/new").await;
+    b.wait_for("form.unit-form #command").await;
+    check_page(&b, "unit-form").await;
+    b.find("#name").await.send_keys(APP).await.unwrap();
+    b.find("#description")
+        .await
+        .send_keys("Made in the browser")
+        .await
+        .unwrap();
+    b.find("#port")
+        .await
+        .send_keys(&port.to_string())
+        .await
+        .unwrap();
+    let relative = format!("python3 -m http.server {port} --bind 127.0.0.1");
+    b.find("#command").await.send_keys(&relative).await.unwrap();
+    // The error appears next to its field, from the live preview.
+    let error = b.wait_for("#command ~ #err-command.field-error").await;
+    let message = error.text().await.unwrap();
+    assert!(!message.trim().is_empty(), "an empty field error");
+    b.wait_js(
+        "the argv preview",
+        WAIT,
+        "return [...document.querySelectorAll('#preview .argv code')].some(c => c.textContent === 'http.server')",
+    )
+    .await;
+    check_page(&b, "unit-form-error").await;
+    // Fix it: the error goes, the preview shows the unit file.
+    clear_input(&b, "#command").await;
+    let absolute = format!("/usr/bin/python3 -m http.server {port} --bind 127.0.0.1");
+    b.find("#command").await.send_keys(&absolute).await.unwrap();
+    b.wait_js(
+        "the error cleared",
+        WAIT,
+        "const e = document.querySelector('#err-command'); return !!e && e.hidden",
+    )
+    .await;
+    // ExecStart=:/usr/bin/python3 … (the ":" turns off $VARIABLE expansion).
+    let preview = format!("/usr/bin/python3 -m http.server {port} --bind 127.0.0.1");
+    let shows_unit = format!(
+        "return [...document.querySelectorAll('#preview pre.preview')] \
+           .some(p => p.textContent.includes('[Service]') && p.textContent.includes('ExecStart=') && p.textContent.includes({}))",
+        json!(preview)
+    );
+    if !b.try_wait_js(WAIT, &shows_unit).await {
+        let pane = b
+            .js(
+                "return document.querySelector('#preview').innerText",
+                vec![],
+            )
+            .await;
+        panic!(
+            "the preview never showed {preview:?}:\n{}",
+            pane.as_str().unwrap_or_default()
+        );
+    }
+    check_page(&b, "unit-form-preview").await;
+    mark(&b).await;
+    b.click("form.unit-form button[value=save]").await;
+    let created = b
+        .try_wait_js(
+            WAIT,
+            "return location.pathname === '/units/web-app.service' && document.readyState !== 'loading'",
+        )
+        .await;
+    if !created {
+        b.screenshot("unit-form-create-failed").await;
+        let errors = b
+            .js(
+                "return [...document.querySelectorAll('.field-error')] \
+                   .filter(e => e.getClientRects().length > 0).map(e => (e.id || '') + ': ' + e.textContent)",
+                vec![],
+            )
+            .await;
+        panic!("Create and start did not open the unit; errors shown: {errors}");
+    }
+    wait_row_state(&b, "#u-web-app_2eservice", "active", "the new app runs").await;
+    assert_eq!(sb.show("web-app.service", "ActiveState"), "active");
+    check_page(&b, "app-unit").await;
+
+    // --- its editor: the same form with the revisions ------------------------------------------
+    b.click("a.btn[href='/units/web-app.service/edit']").await;
+    b.wait_for_path("/units/web-app.service/edit").await;
+    b.wait_for(".history table.data tbody tr").await;
+    let name = b.find("#name").await.prop("value").await.unwrap();
+    assert_eq!(name.as_deref(), Some(APP));
+    check_page(&b, "unit-edit").await;
+
+    // --- the ports page shows it ------------------------------------------------------------
+    b.click("nav a[href='/ports']").await;
+    b.wait_for_path("/ports").await;
+    // A server-rendered page: reload until the app has bound its port.
+    let tile = format!(
+        "return [...document.querySelectorAll('.port-strip .port')].some(p => \
+           p.dataset.state === 'listening' && p.querySelector('.num').textContent.trim() === '{port}' && \
+           !!p.querySelector('a[href=\"/units/web-app.service\"]'))"
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    while b.js(&tile, vec![]).await != json!(true) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ports page never showed {port} listening for web-app.service"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        b.client.refresh().await.unwrap();
+        b.wait_for(".port-strip").await;
+    }
+    check_page(&b, "ports").await;
+
+    // --- audit log and settings ---------------------------------------------------------------
+    b.click("nav a[href='/audit']").await;
+    b.wait_for_path("/audit").await;
+    b.wait_for("table.data tbody tr").await;
+    check_page(&b, "audit").await;
+    b.click("nav a[href='/settings']").await;
+    b.wait_for_path("/settings").await;
+    check_page(&b, "settings").await;
+
+    // --- log out ------------------------------------------------------------------------------
+    b.click("form[action='/logout'] button[type=submit]").await;
+    b.wait_for_path("/login").await;
+    b.goto(&format!("{base}/")).await;
+    b.wait_for_path("/login").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn phone_flows() {
+    flows(PHONE).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn desktop_flows() {
+    flows(DESKTOP).await;
+}
+
+/// The pages a logged-in user visits, with what shows each one is ready.
+const PAGES: &[(&str, &str, &str)] = &[
+    ("dashboard", "/", "#u-demo_2eservice"),
+    ("unit", "/units/counter.service", ".log .log-line"),
+    ("unit-form", "/units/new", "form.unit-form #command"),
+    ("ports", "/ports", ".port-strip .port"),
+    ("audit", "/audit", "main h1"),
+    ("settings", "/settings", "#token-name"),
+];
+
+/// The bytes of the answer to `path` as sent with `Accept-Encoding: gzip, br` (the
+/// test client does not decompress), and its Content-Encoding.
+async fn compressed(api: &common::Api, path: &str) -> (usize, String, String) {
+    let res = api
+        .request(reqwest::Method::GET, path)
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "GET {path}");
+    let encoding = res
+        .headers()
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_else(|| "identity".into());
+    let body = res.bytes().await.unwrap();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    (body.len(), encoding, text)
+}
+
+/// Same-site assets a page's HTML loads: stylesheets, icons, scripts.
+fn assets_of(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for tag in html.split('<').skip(1) {
+        let (is_script, is_link) = (tag.starts_with("script"), tag.starts_with("link"));
+        if !is_script && !is_link {
+            continue;
+        }
+        let attr = if is_script { "src=\"" } else { "href=\"" };
+        if let Some(start) = tag.find(attr) {
+            let rest = &tag[start + attr.len()..];
+            let url = &rest[..rest.find('"').unwrap()];
+            out.push(url.replace("&amp;", "&"));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_load_weight_and_dark_mode() {
+    let sb = Sandbox::start();
+    add_demo_units(&sb);
+    let base = sb.base_url();
+
+    // --- the first load's compressed weight: HTML + every asset it references -----------
+    let api = sb.login().await;
+    for page in ["/", "/units/counter.service"] {
+        let (html_bytes, encoding, _) = compressed(&api, page).await;
+        let html = api.get(page).await.text().await.unwrap();
+        let mut total = html_bytes;
+        let mut lines = vec![format!("  {page}: {html_bytes} B ({encoding})")];
+        let assets = assets_of(&html);
+        assert!(assets.len() >= 4, "assets of {page}: {assets:?}");
+        for asset in &assets {
+            assert!(
+                asset.starts_with('/'),
+                "{page} loads {asset} from elsewhere"
+            );
+            let (bytes, encoding, _) = compressed(&api, asset).await;
+            lines.push(format!("  {asset}: {bytes} B ({encoding})"));
+            total += bytes;
+        }
+        println!(
+            "first load of {page}: {total} B compressed\n{}",
+            lines.join("\n")
+        );
+        assert!(
+            total <= 100_000,
+            "the first load of {page} is {total} B compressed (budget 100 KB):\n{}",
+            lines.join("\n")
+        );
+    }
+
+    // --- dark mode at both sizes ------------------------------------------------------------
+    for screen in [PHONE, DESKTOP] {
+        let b = Browser::start(screen).await;
+        b.dark_mode(true).await;
+        b.goto(&format!("{base}/login")).await;
+        b.wait_for("input#password").await;
+        let dark = b
+            .js(
+                "return matchMedia('(prefers-color-scheme: dark)').matches",
+                vec![],
+            )
+            .await;
+        assert_eq!(dark, json!(true), "dark mode emulated");
+        let background = b
+            .js(
+                "return getComputedStyle(document.body).backgroundColor",
+                vec![],
+            )
+            .await;
+        assert_eq!(background, json!("rgb(13, 17, 23)"), "the dark background");
+        check_page(&b, "login-dark").await;
+        login(&b, &base).await;
+        for (name, path, ready) in PAGES {
+            b.goto(&format!("{base}{path}")).await;
+            b.wait_for(ready).await;
+            let colours = b
+                .js(
+                    "const s = getComputedStyle(document.body); return [s.backgroundColor, s.color]",
+                    vec![],
+                )
+                .await;
+            assert_eq!(
+                colours,
+                json!(["rgb(13, 17, 23)", "rgb(230, 237, 243)"]),
+                "{name} is dark"
+            );
+            check_page(&b, &format!("{name}-dark")).await;
+        }
+    }
+}
+
+/// Records every change of the connection banner into `window.__banner`.
+async fn watch_banner(b: &Browser) {
+    b.js(
+        "window.__banner = []; const el = document.querySelector('.conn-banner'); \
+         new MutationObserver(() => window.__banner.push(el.classList.contains('show') ? 'show' : 'hide')) \
+           .observe(el, { attributes: true, attributeFilter: ['class'] }); return true",
+        vec![],
+    )
+    .await;
+}
+
+/// Waits until the banner was shown and is hidden again.
+async fn wait_banner_shown_then_hidden(b: &Browser, what: &str) {
+    b.wait_js(
+        &format!("the connection banner shown ({what})"),
+        WAIT,
+        "return window.__banner.includes('show')",
+    )
+    .await;
+    b.wait_js(
+        &format!("the connection banner hidden again ({what})"),
+        WAIT,
+        "return !document.querySelector('.conn-banner').classList.contains('show')",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn phone_reconnects_when_unitdeck_restarts() {
+    let sb = Sandbox::start();
+    add_demo_units(&sb);
+    let base = sb.base_url();
+    let b = Browser::start(PHONE).await;
+    login(&b, &base).await;
+    mark(&b).await;
+    watch_banner(&b).await;
+
+    // A restart while the dashboard is open: the banner comes and goes by itself, and
+    // changes after it still arrive live.
+    sb.sh("systemctl restart unitdeck.service");
+    sb.wait_healthy();
+    wait_banner_shown_then_hidden(&b, "restart").await;
+    sb.sh(&format!("systemctl stop {DEMO}"));
+    wait_row_state(&b, DEMO_ROW, "inactive", "a stop after the restart, live").await;
+    sb.sh(&format!("systemctl start {DEMO}"));
+    wait_row_state(&b, DEMO_ROW, "active", "a start after the restart, live").await;
+
+    // Down for a while: the page says so; a change made meanwhile shows once it is back
+    // (a fresh snapshot), and live updates go on.
+    sb.sh("systemctl stop unitdeck.service");
+    b.wait_for(".conn-banner.show").await;
+    let text = b.find(".conn-banner").await.text().await.unwrap();
+    assert!(text.contains("Connection lost"), "banner says {text:?}");
+    b.screenshot("connection-lost").await;
+    sb.sh(&format!("systemctl stop {DEMO}"));
+    sb.sh("systemctl start unitdeck.service");
+    sb.wait_healthy();
+    b.wait_js(
+        "the banner hidden after unitdeck is back",
+        WAIT,
+        "return !document.querySelector('.conn-banner').classList.contains('show')",
+    )
+    .await;
+    wait_row_state(&b, DEMO_ROW, "inactive", "the change made while down").await;
+    sb.sh(&format!("systemctl start {DEMO}"));
+    wait_row_state(&b, DEMO_ROW, "active", "live again after the outage").await;
+    assert_no_reload(&b, "the restarts").await;
+
+    // The log of a unit resumes after a restart without gaps or repeats.
+    b.click("#u-counter_2eservice .name a").await;
+    b.wait_for_path("/units/counter.service").await;
+    wait_log_past(&b, 2, "log lines").await;
+    mark(&b).await;
+    watch_banner(&b).await;
+    sb.sh("systemctl restart unitdeck.service");
+    sb.wait_healthy();
+    wait_banner_shown_then_hidden(&b, "restart on the unit page").await;
+    let before = *log_numbers(&b).await.last().unwrap();
+    wait_log_past(&b, before + 4, "log lines after the restart").await;
+    let numbers = log_numbers(&b).await;
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "log lines resume without gaps or repeats: {numbers:?}"
+    );
+    assert_no_reload(&b, "the restart on the unit page").await;
+}
