@@ -43,11 +43,13 @@ struct Figures {
     memory: u64,
     /// VmRSS of the main process, bytes.
     rss: u64,
+    /// RssAnon of the main process (its heap and stacks, without mapped files), bytes.
+    anon: u64,
     /// journalctl processes in the container.
     journalctl: u64,
 }
 
-/// Prints: fds threads tasks memory main-RSS journalctl (memory in bytes).
+/// Prints: fds threads tasks memory main-RSS main-RssAnon journalctl (memory in bytes).
 const READ_FIGURES: &str = r#"
 pid=$(systemctl show -P MainPID unitdeck.service)
 cg=$(systemctl show -P ControlGroup unitdeck.service)
@@ -63,7 +65,8 @@ case $memory in ''|*[!0-9]*)
         memory=$((memory + ${r:-0} * 1024))
     done ;;
 esac
-echo $(ls /proc/$pid/fd | wc -l) $(kib Threads /proc/$pid/status) $tasks $memory     $(($(kib VmRSS /proc/$pid/status) * 1024)) $(pgrep -c -x journalctl || true)
+echo $(ls /proc/$pid/fd | wc -l) $(kib Threads /proc/$pid/status) $tasks $memory     $(($(kib VmRSS /proc/$pid/status) * 1024)) $(($(kib RssAnon /proc/$pid/status) * 1024)) \
+    $(pgrep -c -x journalctl || true)
 "#;
 
 impl Figures {
@@ -73,14 +76,15 @@ impl Figures {
             .split_whitespace()
             .map(|s| s.parse().unwrap_or_else(|_| panic!("a number: {out:?}")))
             .collect();
-        assert_eq!(v.len(), 6, "{out:?}");
+        assert_eq!(v.len(), 7, "{out:?}");
         Self {
             fds: v[0],
             threads: v[1],
             tasks: v[2],
             memory: v[3],
             rss: v[4],
-            journalctl: v[5],
+            anon: v[5],
+            journalctl: v[6],
         }
     }
 
@@ -91,18 +95,20 @@ impl Figures {
             tasks: self.tasks.max(o.tasks),
             memory: self.memory.max(o.memory),
             rss: self.rss.max(o.rss),
+            anon: self.anon.max(o.anon),
             journalctl: self.journalctl.max(o.journalctl),
         }
     }
 
     fn row(&self, what: &str) -> String {
         format!(
-            "| {what:<24} | {:>4} | {:>7} | {:>5} | {:>9.1} | {:>8.1} | {:>10} |",
+            "| {what:<24} | {:>4} | {:>7} | {:>5} | {:>10.1} | {:>7.1} | {:>8.1} | {:>10} |",
             self.fds,
             self.threads,
             self.tasks,
             mib(self.memory),
             mib(self.rss),
+            mib(self.anon),
             self.journalctl
         )
     }
@@ -298,10 +304,10 @@ async fn hundred_viewers_connecting_and_leaving_leak_nothing() {
         counts.failed.load(Ordering::Relaxed),
     );
     eprintln!(
-        "| {:<24} | {:>4} | {:>7} | {:>5} | {:>9} | {:>8} | {:>10} |",
-        "unitdeck", "fds", "threads", "tasks", "cgroup MiB", "RSS MiB", "journalctl"
+        "| {:<24} | {:>4} | {:>7} | {:>5} | {:>10} | {:>7} | {:>8} | {:>10} |",
+        "unitdeck", "fds", "threads", "tasks", "cgroup MiB", "RSS MiB", "anon MiB", "journalctl"
     );
-    eprintln!("|{}|", ["-"; 7].map(|_| "---").join("|"));
+    eprintln!("|{}|", ["---"; 8].join("|"));
     eprintln!("{}", idle.row("idle, before any viewer"));
     eprintln!("{}", warm.row("after warm-up (baseline)"));
     eprintln!("{}", peak.row("peak during the churn"));
