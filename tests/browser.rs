@@ -406,7 +406,6 @@ async fn flows(screen: Screen) {
         );
     }
     check_page(&b, "unit-form-preview").await;
-    mark(&b).await;
     b.click("form.unit-form button[value=save]").await;
     let created = b
         .try_wait_js(
@@ -461,7 +460,13 @@ async fn flows(screen: Screen) {
     // --- audit log and settings ---------------------------------------------------------------
     b.click("nav a[href='/audit']").await;
     b.wait_for_path("/audit").await;
-    b.wait_for("table.data tbody tr").await;
+    b.wait_js(
+        "the audit log lists the stop of demo.service and the new app",
+        WAIT,
+        "const rows = [...document.querySelectorAll('table.data tbody tr')].map(r => r.textContent); \
+         return rows.some(t => t.includes('demo.service')) && rows.some(t => t.includes('web-app'))",
+    )
+    .await;
     check_page(&b, "audit").await;
     b.click("nav a[href='/settings']").await;
     b.wait_for_path("/settings").await;
