@@ -21,6 +21,7 @@ use crate::auth::Principal;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::systemd::{UnitDetail, UnitEvent, UnitSummary};
+use crate::unitfile::shell::shell_quote_argv;
 use crate::units::unit_filter;
 
 /// What every page's frame needs: asset URLs and which nav item is current.
@@ -274,27 +275,14 @@ pub async fn unit_page(
         resources,
         u: UnitView::of(&state.systemd, &d.summary),
         log_view,
-        exec_lines: d.exec_start.iter().map(|argv| shell_line(argv)).collect(),
+        exec_lines: d
+            .exec_start
+            .iter()
+            .map(|argv| shell_quote_argv(argv))
+            .collect(),
         relations,
         d,
     })
-}
-
-/// An argv as a shell would read it back, for display.
-fn shell_line(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// One unit's row, for the unit page's resync.
@@ -490,7 +478,7 @@ mod tests {
         let argv: Vec<String> = ["/bin/echo", "a b", "it's", "x=1"]
             .map(String::from)
             .to_vec();
-        assert_eq!(shell_line(&argv), "/bin/echo 'a b' 'it'\\''s' x=1");
+        assert_eq!(shell_quote_argv(&argv), "/bin/echo 'a b' 'it'\\''s' x=1");
     }
 }
 
