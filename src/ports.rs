@@ -1,15 +1,16 @@
 //! TCP listener discovery straight from Linux `/proc`.
 //!
 //! Pure std so it stays cheap enough to run on every `GET /api/v1/ports`: one pass over
-//! `net/tcp{,6}`, then one pass over the process fd tables that stops as soon as every
-//! listening socket has an owner.
+//! `net/tcp{,6}`, then, for each listening socket, one `readlink` of the fd that held it
+//! at the previous scan. Only sockets that moved or are new cost a walk over the process
+//! fd tables, newest processes first, stopping as soon as every socket has an owner.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A listening TCP socket and, when it could be resolved, the process and unit owning it.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,38 +30,121 @@ const TCP_SYN_RECV: &str = "03";
 /// Cgroup path suffixes that name the systemd unit a process belongs to.
 const UNIT_SUFFIXES: [&str; 3] = [".service", ".scope", ".socket"];
 
-/// Lists TCP listeners visible in `proc_root` (normally `/proc`), sorted by port.
-///
-/// Sockets whose owner cannot be found (another user's process, a process that exited
-/// mid-scan, another PID namespace) are still returned, with `pid`, `process` and `unit`
-/// set to `None`.
+/// Lists TCP listeners visible in `proc_root` (normally `/proc`), sorted by port, with
+/// nothing remembered: see [`PortScanner`] for repeated scans.
 pub fn scan(proc_root: &Path) -> io::Result<Vec<Listener>> {
-    let mut listeners = Vec::new();
-    let mut seen = HashSet::new();
-    let net = proc_root.join("net");
-    read_listeners(&net.join("tcp"), false, &mut seen, &mut listeners)?;
-    // tcp6 is absent when the kernel runs without IPv6.
-    match read_listeners(&net.join("tcp6"), true, &mut seen, &mut listeners) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
+    PortScanner::new(proc_root).scan()
+}
+
+/// Which fd of which process held a socket at the last scan, and what that process is.
+#[derive(Debug, Clone)]
+struct Holder {
+    pid: u32,
+    fd: u64,
+    process: Option<String>,
+    unit: Option<String>,
+}
+
+/// Scans repeatedly, remembering each socket's holder between scans.
+///
+/// A socket inode names one open socket for as long as it lives, so if `<pid>/fd/<fd>`
+/// still links to `socket:[inode]` the holder is unchanged and its name and unit are
+/// reused (a process that `exec`s while keeping its listener keeps its old name until
+/// the socket changes hands). Sockets whose owner is invisible (another PID namespace,
+/// another user's process) are remembered too, so they cost a walk only when something
+/// else does.
+#[derive(Debug)]
+pub struct PortScanner {
+    proc_root: PathBuf,
+    holders: HashMap<u64, Holder>,
+    unowned: HashSet<u64>,
+}
+
+impl PortScanner {
+    pub fn new(proc_root: impl Into<PathBuf>) -> Self {
+        Self {
+            proc_root: proc_root.into(),
+            holders: HashMap::new(),
+            unowned: HashSet::new(),
+        }
     }
 
-    let owners = find_owners(proc_root, &listeners)?;
-    // A process usually owns several listeners (v4 + v6, many ports): read its files once.
-    let mut details: HashMap<u32, (Option<String>, Option<String>)> = HashMap::new();
-    for (idx, pid) in owners {
-        let (process, unit) = details
-            .entry(pid)
-            .or_insert_with(|| process_details(proc_root, pid))
-            .clone();
-        let listener = &mut listeners[idx];
-        listener.pid = Some(pid);
-        listener.process = process;
-        listener.unit = unit;
-    }
+    /// Lists TCP listeners, sorted by port.
+    ///
+    /// Sockets whose owner cannot be found (another user's process, a process that
+    /// exited mid-scan, another PID namespace) are still returned, with `pid`, `process`
+    /// and `unit` set to `None`.
+    pub fn scan(&mut self) -> io::Result<Vec<Listener>> {
+        let mut listeners = Vec::new();
+        let mut seen = HashSet::new();
+        let net = self.proc_root.join("net");
+        read_listeners(&net.join("tcp"), false, &mut seen, &mut listeners)?;
+        // tcp6 is absent when the kernel runs without IPv6.
+        match read_listeners(&net.join("tcp6"), true, &mut seen, &mut listeners) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
 
-    listeners.sort_by_key(|l| (l.port, l.addr, l.inode));
-    Ok(listeners)
+        let mut holders = HashMap::with_capacity(listeners.len());
+        let mut pending = HashSet::new();
+        let mut still_unowned = HashSet::new();
+        // Inode 0 is a socket without a file; no fd can point at it.
+        for inode in listeners.iter().map(|l| l.inode).filter(|&i| i != 0) {
+            match self.holders.remove(&inode) {
+                Some(holder) if holds(&self.proc_root, holder.pid, holder.fd, inode) => {
+                    holders.insert(inode, holder);
+                }
+                _ if self.unowned.contains(&inode) => {
+                    still_unowned.insert(inode);
+                }
+                _ => {
+                    pending.insert(inode);
+                }
+            }
+        }
+        if !pending.is_empty() {
+            // The walk visits every process anyway: give the invisible ones another try.
+            pending.extend(still_unowned.drain());
+            // A process usually holds several listeners (v4 + v6, many ports): read its
+            // name and unit once.
+            let mut details: HashMap<u32, (Option<String>, Option<String>)> = holders
+                .values()
+                .map(|h| (h.pid, (h.process.clone(), h.unit.clone())))
+                .collect();
+            for (inode, pid, fd) in find_owners(&self.proc_root, &mut pending)? {
+                let (process, unit) = details
+                    .entry(pid)
+                    .or_insert_with(|| process_details(&self.proc_root, pid))
+                    .clone();
+                let holder = Holder {
+                    pid,
+                    fd,
+                    process,
+                    unit,
+                };
+                holders.insert(inode, holder);
+            }
+            still_unowned = pending;
+        }
+
+        for listener in &mut listeners {
+            if let Some(holder) = holders.get(&listener.inode) {
+                listener.pid = Some(holder.pid);
+                listener.process.clone_from(&holder.process);
+                listener.unit.clone_from(&holder.unit);
+            }
+        }
+        self.holders = holders;
+        self.unowned = still_unowned;
+        listeners.sort_by_key(|l| (l.port, l.addr, l.inode));
+        Ok(listeners)
+    }
+}
+
+/// Whether `<pid>/fd/<fd>` still links to `socket:[inode]`.
+fn holds(proc_root: &Path, pid: u32, fd: u64, inode: u64) -> bool {
+    let link = proc_root.join(format!("{pid}/fd/{fd}"));
+    fs::read_link(link).is_ok_and(|t| socket_inode(t.as_os_str().as_bytes()) == Some(inode))
 }
 
 /// Appends the LISTEN rows of one `/proc/net/tcp{,6}` file, skipping (port, inode) pairs
@@ -163,32 +247,27 @@ fn parse_local_address(field: &str, v6: bool) -> Option<(IpAddr, u16)> {
     Some((addr, port))
 }
 
-/// Maps listener indices to the pid holding the socket, by reading `<pid>/fd/*` links.
+/// Finds the (inode, pid, fd) holding each `pending` socket by reading `<pid>/fd/*`
+/// links, removing what it finds from `pending`.
 ///
-/// A socket shared by several processes (fork, systemd socket activation) is attributed
-/// to the first one found, which is why the walk can stop once every inode has an owner.
-fn find_owners(proc_root: &Path, listeners: &[Listener]) -> io::Result<Vec<(usize, u32)>> {
-    // Inode 0 is a socket without a file; no fd can point at it.
-    let mut pending: HashMap<u64, usize> = listeners
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.inode != 0)
-        .map(|(i, l)| (l.inode, i))
-        .collect();
+/// Newest processes (highest pids) go first because a new listener most often belongs to
+/// a process that just started. A socket shared by several processes (fork, systemd
+/// socket activation) is attributed to the first one found, which is why the walk can
+/// stop once every inode has an owner.
+fn find_owners(proc_root: &Path, pending: &mut HashSet<u64>) -> io::Result<Vec<(u64, u32, u64)>> {
     let mut owners = Vec::with_capacity(pending.len());
-    if pending.is_empty() {
-        return Ok(owners);
-    }
-    'procs: for entry in fs::read_dir(proc_root)? {
-        let Ok(entry) = entry else { continue };
-        let Some(pid) = parse_decimal(entry.file_name().as_bytes()) else {
-            continue;
-        };
-        let Ok(pid) = u32::try_from(pid) else {
-            continue;
-        };
-        let mut fd_dir = entry.path();
-        fd_dir.push("fd");
+    let mut pids: Vec<u32> = fs::read_dir(proc_root)?
+        .filter_map(|entry| {
+            let pid = parse_decimal(entry.ok()?.file_name().as_bytes())?;
+            u32::try_from(pid).ok()
+        })
+        .collect();
+    pids.sort_unstable_by(|a, b| b.cmp(a));
+    for pid in pids {
+        if pending.is_empty() {
+            break;
+        }
+        let fd_dir = proc_root.join(format!("{pid}/fd"));
         // Processes exit and other users' fd tables are unreadable: both are just skipped.
         let Ok(fds) = fs::read_dir(&fd_dir) else {
             continue;
@@ -201,10 +280,12 @@ fn find_owners(proc_root: &Path, listeners: &[Listener]) -> io::Result<Vec<(usiz
             let Some(inode) = socket_inode(target.as_os_str().as_bytes()) else {
                 continue;
             };
-            if let Some(idx) = pending.remove(&inode) {
-                owners.push((idx, pid));
+            if let Some(fd_number) = parse_decimal(fd.file_name().as_bytes())
+                && pending.remove(&inode)
+            {
+                owners.push((inode, pid, fd_number));
                 if pending.is_empty() {
-                    break 'procs;
+                    break;
                 }
             }
         }
@@ -446,6 +527,68 @@ mod tests {
                 (8036, v6("::1"), 2002, Some(900), Some("python3"), sess),
             ]
         );
+    }
+
+    #[test]
+    fn scanner_follows_sockets_that_move_close_appear_or_become_visible() {
+        let row = |sl: u32, port: u16, inode: u64| {
+            format!(
+                "{sl:4}: 0100007F:{port:04X} 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 {inode} 1 0000000000000000 100 0 0 10 0\n"
+            )
+        };
+        let proc = FakeProc::new(&[row(0, 8036, 11), row(1, 8037, 12)].concat(), None);
+        proc.process(10, "app", "0::/system.slice/a.service\n", &["socket:[11]"]);
+        let mut scanner = PortScanner::new(&proc.0);
+        let owners = |scanner: &mut PortScanner| -> Vec<(u16, Option<u32>, Option<String>)> {
+            let listeners = scanner.scan().unwrap();
+            listeners
+                .into_iter()
+                .map(|l| (l.port, l.pid, l.process))
+                .collect()
+        };
+        // 12 has no visible holder: remembered as unowned.
+        assert_eq!(
+            owners(&mut scanner),
+            [(8036, Some(10), Some("app".into())), (8037, None, None)]
+        );
+        assert!(scanner.unowned.contains(&12));
+
+        // The app hands its socket to a child and closes it; 12 shows up in a process
+        // too, found because the new holder search walks the fd tables anyway.
+        fs::remove_file(proc.0.join("10/fd/0")).unwrap();
+        symlink("/dev/null", proc.0.join("10/fd/0")).unwrap();
+        proc.process(
+            20,
+            "worker",
+            "0::/system.slice/a.service\n",
+            &["pipe:[1]", "socket:[11]"],
+        );
+        proc.process(5, "late", "0::/system.slice/b.service\n", &["socket:[12]"]);
+        assert_eq!(
+            owners(&mut scanner),
+            [
+                (8036, Some(20), Some("worker".into())),
+                (8037, Some(5), Some("late".into()))
+            ]
+        );
+        assert_eq!(scanner.holders[&11].fd, 1);
+
+        // A new listener in a new process; 11 closes and leaves no trace.
+        fs::write(
+            proc.0.join("net/tcp"),
+            format!("{TCP_HEADER}{}{}", row(0, 8037, 12), row(1, 8038, 13)),
+        )
+        .unwrap();
+        proc.process(30, "new", "0::/system.slice/c.service\n", &["socket:[13]"]);
+        assert_eq!(
+            owners(&mut scanner),
+            [
+                (8037, Some(5), Some("late".into())),
+                (8038, Some(30), Some("new".into()))
+            ]
+        );
+        assert_eq!(scanner.holders.len(), 2);
+        assert!(scanner.unowned.is_empty());
     }
 
     #[test]
@@ -886,15 +1029,25 @@ impl crate::state::AppState {
             .iter()
             .filter_map(|s| Some((s.port_number()?, s.unit_name())))
             .collect();
-        let listeners = tokio::task::spawn_blocking(|| scan(Path::new("/proc")))
-            .await
-            .map_err(crate::error::AppError::internal)?
-            .map_err(|e| crate::error::AppError::internal(format!("reading /proc/net/tcp: {e}")))?;
+        let listeners = self.listeners().await?;
         Ok(port_map(
             &listeners,
             &self.config.watched_ports,
             &expected,
             host,
         ))
+    }
+
+    /// Every TCP listener of the machine, from the shared [`PortScanner`].
+    pub async fn listeners(&self) -> crate::error::AppResult<Vec<Listener>> {
+        let scanner = self.port_scanner.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic mid-scan leaves at worst a stale holder, which the next scan re-checks.
+            let mut scanner = scanner.lock().unwrap_or_else(|e| e.into_inner());
+            scanner.scan()
+        })
+        .await
+        .map_err(crate::error::AppError::internal)?
+        .map_err(|e| crate::error::AppError::internal(format!("reading /proc/net/tcp: {e}")))
     }
 }

@@ -1,11 +1,12 @@
 //! What every handler can reach.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::auth::{LoginLimiter, PasswordVerifier};
 use crate::config::Config;
 use crate::db::Db;
 use crate::health::HealthChecks;
+use crate::ports::PortScanner;
 use crate::systemd::Systemd;
 use crate::systemd::journal::JournalHub;
 
@@ -18,4 +19,6 @@ pub struct AppState {
     pub password: PasswordVerifier,
     pub login_limiter: Arc<LoginLimiter>,
     pub health: HealthChecks,
+    /// Remembers socket holders between port scans (see `ports::PortScanner`).
+    pub port_scanner: Arc<Mutex<PortScanner>>,
 }

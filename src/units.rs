@@ -74,19 +74,16 @@ impl AppState {
 
     /// TCP ports the unit's processes listen on (from /proc; empty when unreadable).
     async fn listen_ports_of(&self, name: &str) -> Vec<u16> {
-        let name = name.to_string();
-        tokio::task::spawn_blocking(move || {
-            let mut ports: Vec<u16> = crate::ports::scan(std::path::Path::new("/proc"))
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|l| l.unit.as_deref() == Some(name.as_str()))
-                .map(|l| l.port)
-                .collect();
-            ports.dedup();
-            ports
-        })
-        .await
-        .unwrap_or_default()
+        let mut ports: Vec<u16> = self
+            .listeners()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|l| l.unit.as_deref() == Some(name))
+            .map(|l| l.port)
+            .collect();
+        ports.dedup();
+        ports
     }
 
     /// The last `lines` journal entries of the unit's latest run (its current

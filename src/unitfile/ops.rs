@@ -356,13 +356,11 @@ impl AppState {
                 claimed.extend(spec.port_number());
             }
         }
-        let listening: Vec<u16> = tokio::task::spawn_blocking(|| {
-            crate::ports::scan(std::path::Path::new("/proc"))
-                .map(|ls| ls.into_iter().map(|l| l.port).collect())
-                .unwrap_or_default()
-        })
-        .await
-        .unwrap_or_default();
+        let listening: Vec<u16> = self
+            .listeners()
+            .await
+            .map(|ls| ls.into_iter().map(|l| l.port).collect())
+            .unwrap_or_default();
         let free_ports = self
             .config
             .watched_ports
