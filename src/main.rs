@@ -42,6 +42,7 @@ enum TokenCommand {
 }
 
 fn main() -> anyhow::Result<()> {
+    tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -85,3 +86,20 @@ fn main() -> anyhow::Result<()> {
         }
     }
 }
+
+/// glibc raises its mmap threshold to the size of the largest block freed so far, so
+/// after the first password check argon2's 19 MiB working set would come from the heap
+/// and stay there (RSS 35 instead of 16 MiB after one login). A fixed threshold keeps
+/// large blocks in their own mappings, unmapped on free; two arenas stop short-lived
+/// blocking threads from each keeping freed memory of their own.
+#[cfg(target_env = "gnu")]
+fn tune_allocator() {
+    // SAFETY: mallopt only changes allocator settings; it runs before any other thread.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(target_env = "gnu"))]
+fn tune_allocator() {}

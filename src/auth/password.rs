@@ -4,10 +4,13 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier as _};
+
+use tokio::sync::{OnceCell, Semaphore};
 
 use crate::config::PasswordSource;
 use crate::db::Db;
@@ -17,7 +20,13 @@ const PASSWORD_HASH_KEY: &str = "password_hash";
 /// Checks login passwords against one argon2 hash.
 #[derive(Clone)]
 pub struct PasswordVerifier {
-    hash: String,
+    hash: Arc<OnceCell<String>>,
+    /// A password configured in plain text, hashed at the first login rather than at
+    /// start-up (argon2 takes ~40 ms and 19 MiB; /healthz should not wait for it).
+    plain: Option<Arc<str>>,
+    /// One check at a time: each holds argon2's 19 MiB working set and a core for
+    /// ~50 ms, so a burst of logins queues instead of multiplying both.
+    one_at_a_time: Arc<Semaphore>,
 }
 
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
@@ -35,37 +44,65 @@ impl PasswordVerifier {
         db: &Db,
         initial_password_file: &Path,
     ) -> anyhow::Result<Self> {
-        let hash = match source {
-            PasswordSource::Plain(plain) => hash_password(plain)?,
+        let (hash, plain) = match source {
+            PasswordSource::Plain(plain) => (None, Some(Arc::from(plain.as_str()))),
             PasswordSource::Hash(hash) => {
                 PasswordHash::new(hash).map_err(|e| {
                     anyhow::anyhow!("UNITDECK_PASSWORD_HASH is not an argon2 PHC string: {e}")
                 })?;
-                hash.clone()
+                (Some(hash.clone()), None)
             }
             PasswordSource::Generated => match db.setting(PASSWORD_HASH_KEY).await? {
-                Some(hash) => hash,
-                None => generate(db, initial_password_file).await?,
+                Some(hash) => (Some(hash), None),
+                None => (Some(generate(db, initial_password_file).await?), None),
             },
         };
-        Ok(Self { hash })
+        Ok(Self {
+            hash: Arc::new(OnceCell::new_with(hash)),
+            plain,
+            one_at_a_time: Arc::new(Semaphore::new(1)),
+        })
     }
 
     /// Constant-time check; argon2 is slow on purpose, so it runs off the async threads.
     pub async fn verify(&self, candidate: String) -> bool {
-        let hash = self.hash.clone();
-        tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(candidate.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false)
+        let Ok(permit) = self.one_at_a_time.clone().acquire_owned().await else {
+            return false;
+        };
+        let hash = self
+            .hash
+            .get_or_try_init(|| {
+                let plain = self.plain.clone();
+                off_thread(move || plain.and_then(|p| hash_password(&p).ok()))
+            })
+            .await;
+        let Ok(hash) = hash.cloned() else {
+            return false;
+        };
+        // The permit goes with the check, which finishes even if the login is dropped.
+        off_thread(move || {
+            let _permit = permit;
+            let parsed = PasswordHash::new(&hash).ok()?;
+            Some(
+                Argon2::default()
+                    .verify_password(candidate.as_bytes(), &parsed)
+                    .is_ok(),
+            )
         })
         .await
         .unwrap_or(false)
     }
+}
+
+/// Runs argon2 work on the blocking pool; `Err` when it yields nothing.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Option<T> + Send + 'static,
+) -> Result<T, ()> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .ok()
+        .flatten()
+        .ok_or(())
 }
 
 async fn generate(db: &Db, file: &Path) -> anyhow::Result<String> {
