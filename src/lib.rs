@@ -20,9 +20,10 @@ pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -62,6 +63,10 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            wait_for_units,
+        ))
         .layer(DefaultBodyLimit::max(api::extract::MAX_BODY))
         // SSE responses are excluded by the default predicate, so streams are never buffered.
         .layer(CompressionLayer::new())
@@ -79,6 +84,19 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Right after start, requests wait (at most 10 s) for the first full unit list rather
+/// than see a half-filled one; `/healthz` answers at once, it says whether systemd does.
+async fn wait_for_units(
+    State(state): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.uri().path() != "/healthz" {
+        state.systemd.filled(Duration::from_secs(10)).await;
+    }
+    next.run(request).await
 }
 
 async fn not_found(uri: Uri) -> Response {

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, stream};
 use tokio::sync::{broadcast, mpsc};
@@ -50,6 +50,8 @@ const STATS_PERIOD: Duration = Duration::from_secs(3);
 const INTEREST_WINDOW_SECS: i64 = 30;
 /// Parallel D-Bus calls while (re)loading the cache.
 const LOAD_CONCURRENCY: usize = 16;
+/// How long a SystemState answer serves `/healthz`.
+const STATE_MAX_AGE: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct Systemd {
@@ -71,6 +73,10 @@ struct Inner {
     last_interest: AtomicI64,
     /// JobRemoved signals, for actions waiting on their job.
     jobs: broadcast::Sender<(String, String)>,
+    /// The last SystemState read, and when.
+    system_state: RwLock<Option<(Instant, String)>>,
+    /// True once the cache has been filled the first time.
+    filled: tokio::sync::watch::Sender<bool>,
     /// Recent memory/CPU readings per unit, for the sparklines.
     samples: RwLock<HashMap<String, VecDeque<Sample>>>,
 }
@@ -150,6 +156,8 @@ impl Systemd {
                 events,
                 last_interest: AtomicI64::new(0),
                 jobs: broadcast::channel(1024).0,
+                filled: tokio::sync::watch::Sender::new(false),
+                system_state: RwLock::new(None),
                 samples: RwLock::new(HashMap::new()),
             }),
         };
@@ -162,6 +170,13 @@ impl Systemd {
         self.inner.connected.load(Ordering::Acquire)
     }
 
+    /// Waits until the cache has been filled once, at most `limit` (then what is there
+    /// is served: a bus that never answers is reported by the requests themselves).
+    pub async fn filled(&self, limit: Duration) {
+        let mut filled = self.inner.filled.subscribe();
+        let _ = tokio::time::timeout(limit, filled.wait_for(|f| *f)).await;
+    }
+
     pub fn last_error(&self) -> Option<String> {
         self.inner.last_error.read().unwrap().clone()
     }
@@ -170,15 +185,25 @@ impl Systemd {
         self.inner.own_unit.as_deref()
     }
 
-    /// systemd's SystemState, read live (healthz must tell a dead bus from a stale cache).
+    /// systemd's SystemState, read live at most every `STATE_MAX_AGE` (healthz must tell
+    /// a dead bus from a stale cache, but probes in a loop must not queue behind a
+    /// cache fill on PID 1, which answers one call at a time).
     pub async fn system_state(&self) -> Result<String, SystemdError> {
         if !self.is_connected() {
             return Err(SystemdError::Disconnected(
                 self.last_error()
-                    .unwrap_or_else(|| "still loading the unit list".to_string()),
+                    .unwrap_or_else(|| "not connected yet".to_string()),
             ));
         }
-        self.bus()?.system_state().await
+        if let Some((at, state)) = self.inner.system_state.read().unwrap().clone()
+            && at.elapsed() < STATE_MAX_AGE
+        {
+            return Ok(state);
+        }
+        let bus = self.bus()?;
+        let state = bus.system_state().await?;
+        *self.inner.system_state.write().unwrap() = Some((Instant::now(), state.clone()));
+        Ok(state)
     }
 
     pub fn bus(&self) -> Result<Bus, SystemdError> {
@@ -471,9 +496,14 @@ impl Systemd {
         let _forwarders = self.forward_signals(&bus, tx).await?;
         bus.manager().subscribe().await?;
         *self.inner.bus.write().unwrap() = Some(bus.clone());
-        self.resync(&bus).await?;
+        // systemd answers: /healthz may say so while the cache fills (other requests
+        // wait for `filled`).
+        let state = bus.system_state().await?;
+        *self.inner.system_state.write().unwrap() = Some((Instant::now(), state));
         self.inner.connected.store(true, Ordering::Release);
         *self.inner.last_error.write().unwrap() = None;
+        self.resync(&bus).await?;
+        self.inner.filled.send_replace(true);
         tracing::info!(
             units = self.unit_count(),
             address = %self.inner.address,
@@ -654,25 +684,21 @@ impl Systemd {
     /// Rebuilds the cache from ListUnits plus unit files that are not loaded.
     async fn resync(&self, bus: &Bus) -> Result<(), SystemdError> {
         let listed = bus.list_units().await?;
-        let files = bus.list_unit_files().await?;
-        let mut names: Vec<String> = listed.iter().map(|u| u.name.clone()).collect();
-        let loaded: HashSet<&str> = names.iter().map(String::as_str).collect();
-        let extra: Vec<String> = files
-            .iter()
+        let names: Vec<String> = listed.into_iter().map(|u| u.name).collect();
+        let loaded: HashSet<String> = names.iter().cloned().collect();
+        // ListUnitFiles walks every unit directory (~0.4 s with a full /usr): read the
+        // loaded units meanwhile.
+        let (files, mut records) = tokio::join!(bus.list_unit_files(), fetch_units(bus, names));
+        let extra: Vec<String> = files?
+            .into_iter()
             .filter(|(name, state)| {
-                !loaded.contains(name.as_str())
+                !loaded.contains(name)
                     && !is_template(name)
                     && !matches!(state.as_str(), "masked" | "masked-runtime" | "alias")
             })
-            .map(|(name, _)| name.clone())
+            .map(|(name, _)| name)
             .collect();
-        names.extend(extra);
-        let records: Vec<UnitRecord> = stream::iter(names)
-            .map(|name| async move { fetch_unit(bus, &name).await.ok().flatten() })
-            .buffer_unordered(LOAD_CONCURRENCY)
-            .filter_map(|r| async move { r })
-            .collect()
-            .await;
+        records.extend(fetch_units(bus, extra).await);
         let protected = self.compute_protected(bus).await;
         *self.inner.protected.write().unwrap() = protected;
         let mut units = self.inner.units.write().unwrap();
@@ -812,6 +838,16 @@ impl Systemd {
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default()
     }
+}
+
+/// Reads many units' records at once; units systemd does not know are left out.
+async fn fetch_units(bus: &Bus, names: Vec<String>) -> Vec<UnitRecord> {
+    stream::iter(names)
+        .map(|name| async move { fetch_unit(bus, &name).await.ok().flatten() })
+        .buffer_unordered(LOAD_CONCURRENCY)
+        .filter_map(|r| async move { r })
+        .collect()
+        .await
 }
 
 /// Reads a unit's record; None for names systemd does not know.
