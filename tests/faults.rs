@@ -473,25 +473,8 @@ fn unitdeck_pid(sb: &Sandbox) -> u64 {
 
 /// unitdeck's main process as a host PID (for a SIGKILL without the delay of nsenter).
 fn unitdeck_host_pid(sb: &Sandbox) -> i32 {
-    let inside = unitdeck_pid(sb).to_string();
-    let ns = std::fs::read_link(format!("/proc/{}/ns/pid", sb.pid)).unwrap();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok() != Some(ns.clone()) {
-            continue;
-        }
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let nspid = status
-            .lines()
-            .find_map(|l| l.strip_prefix("NSpid:"))
-            .and_then(|l| l.split_whitespace().last());
-        if nspid == Some(inside.as_str()) {
-            return pid;
-        }
-    }
-    panic!("unitdeck (PID {inside} inside) not found on the host");
+    let inside = u32::try_from(unitdeck_pid(sb)).expect("a pid");
+    i32::try_from(sb.host_pid(inside)).expect("a pid")
 }
 
 /// Waits until systemd has restarted unitdeck (a MainPID other than `old`) and it answers.

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod memory;
 pub mod sse;
 
 use std::net::TcpListener;
@@ -149,6 +150,24 @@ impl Sandbox {
     /// The container's root as a host path.
     pub fn root(&self) -> PathBuf {
         PathBuf::from(format!("/proc/{}/root", self.pid))
+    }
+
+    /// The host's pid of the container's process `inner`.
+    pub fn host_pid(&self, inner: u32) -> u32 {
+        let ns = std::fs::read_link(format!("/proc/{}/ns/pid", self.pid)).unwrap();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .find(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|n| n == ns)
+                    && std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+                        s.lines()
+                            .find_map(|l| l.strip_prefix("NSpid:"))
+                            .and_then(|ids| ids.split_whitespace().last())
+                            == Some(inner.to_string().as_str())
+                    })
+            })
+            .unwrap_or_else(|| panic!("no host pid for the container's pid {inner}"))
     }
 
     /// Runs a command inside the container.
