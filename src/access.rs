@@ -63,37 +63,38 @@ impl AppState {
             return Err(AppError::Unauthorized);
         }
         self.login_limiter.record_success(client);
-        if let Some(previous) = previous {
-            self.db.delete_session(&previous).await?;
-        }
-        self.db.delete_expired_sessions().await?;
         let session = new_secret("");
+        let from = format!("from {client}");
         self.db
-            .create_session(&secret_hash(&session), SESSION_TTL)
+            .create_session(
+                &secret_hash(&session),
+                previous.as_deref(),
+                SESSION_TTL,
+                &AuditEntry {
+                    actor: "admin",
+                    action: "login",
+                    target: None,
+                    result: "ok",
+                    detail: Some(&from),
+                },
+            )
             .await?;
-        self.audit(AuditEntry {
-            actor: "admin",
-            action: "login",
-            target: None,
-            result: "ok",
-            detail: Some(&format!("from {client}")),
-        })
-        .await?;
         Ok(session)
     }
 
     pub async fn logout(&self, principal: &Principal) -> AppResult<()> {
-        if let Credential::Session(hash) = &principal.credential {
-            self.db.delete_session(hash).await?;
-        }
-        self.audit(AuditEntry {
+        let session = match &principal.credential {
+            Credential::Session(hash) => Some(hash.as_str()),
+            _ => None,
+        };
+        let audit = AuditEntry {
             actor: &principal.actor,
             action: "logout",
             target: None,
             result: "ok",
             detail: None,
-        })
-        .await
+        };
+        Ok(self.db.end_session(session, &audit).await?)
     }
 
     pub async fn create_token(

@@ -98,8 +98,23 @@ impl Db {
 
     // --- sessions -------------------------------------------------------------
 
-    pub async fn create_session(&self, id_hash: &str, ttl: Duration) -> sqlx::Result<()> {
+    /// Starts a session in one transaction with its `login` audit row: the session it
+    /// replaces (`previous`) and expired ones go, the new one is stored. A crash never
+    /// leaves a session nobody audited, nor an audited login without its session.
+    pub async fn create_session(
+        &self,
+        id_hash: &str,
+        previous: Option<&str>,
+        ttl: Duration,
+        audit: &AuditEntry<'_>,
+    ) -> sqlx::Result<()> {
         let now = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM sessions WHERE id_hash = ? OR expires_at <= ?")
+            .bind(previous)
+            .bind(now_unix())
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO sessions (id_hash, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?)",
         )
@@ -107,9 +122,28 @@ impl Db {
         .bind(&now)
         .bind(&now)
         .bind(now_unix() + ttl.as_secs() as i64)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await
+    }
+
+    /// Ends a session (when the caller has one) and writes the `logout` audit row, in
+    /// one transaction.
+    pub async fn end_session(
+        &self,
+        id_hash: Option<&str>,
+        audit: &AuditEntry<'_>,
+    ) -> sqlx::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(id_hash) = id_hash {
+            sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
+                .bind(id_hash)
+                .execute(&mut *tx)
+                .await?;
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await
     }
 
     /// True when the session exists and has not expired.
@@ -121,22 +155,6 @@ impl Db {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(found.is_some())
-    }
-
-    pub async fn delete_session(&self, id_hash: &str) -> sqlx::Result<bool> {
-        let done = sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub async fn delete_expired_sessions(&self) -> sqlx::Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
-            .bind(now_unix())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
     }
 
     // --- tokens ---------------------------------------------------------------
