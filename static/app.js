@@ -55,6 +55,17 @@ on('htmx:beforeSend', e => {
   });
 });
 
+// Row actions: one delegated handler rather than htmx wiring up every button of every row
+// at page load (hundreds on a full dashboard). The answer is the new row.
+on('click', e => {
+  const b = e.target.closest?.('button[data-post]');
+  if (!b || b.disabled || !W.htmx) return;
+  if (b.dataset.confirm && !confirm(b.dataset.confirm)) return;
+  b.disabled = true;
+  htmx.ajax('POST', b.dataset.post, { source: b, target: b.closest('.unit-row'), swap: 'outerHTML' })
+    .finally(() => { b.disabled = false; });
+});
+
 // connection banner; resync when an SSE source recovers
 const bad = new Set();
 let off = !navigator.onLine;

@@ -1,6 +1,6 @@
 //! Page and fragment handlers: parse, call the domain on `AppState`, render.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 
 use askama::Template;
@@ -414,6 +414,8 @@ pub async fn row_events(
     let (units, unit_type) = listed(&state, &q)?;
     let mut known: HashSet<String> = units.into_iter().map(|u| u.name).collect();
     let only = q.unit.clone();
+    // What each row last looked like on this page (a digest of the HTML sent).
+    let mut sent: HashMap<String, u64> = HashMap::new();
     let mut rx = state.systemd.subscribe();
     let systemd = state.systemd.clone();
     let stream = crate::api::async_stream(move |tx| async move {
@@ -430,24 +432,31 @@ pub async fn row_events(
                     } else {
                         format!("u:{}", summary.name)
                     };
-                    match (UnitRow {
+                    let Ok(html) = (UnitRow {
                         u: UnitView::of(&systemd, &summary),
                     })
-                    .render()
-                    {
-                        Ok(html) => Event::default().event(name).data(html),
-                        Err(_) => continue,
+                    .render() else {
+                        continue;
+                    };
+                    // One change often comes as several signals that render the same row
+                    // (7 for a stop): each swap costs the browser, send it once.
+                    let digest = digest_of(&html);
+                    if sent.insert(summary.name.clone(), digest) == Some(digest) {
+                        continue;
                     }
+                    Event::default().event(name).data(html)
                 }
                 Ok(UnitEvent::Removed(name)) => {
                     if !known.remove(&name) {
                         continue;
                     }
+                    sent.remove(&name);
                     Event::default()
                         .event(format!("u:{name}"))
                         .data(format!("<template id=\"{}\"></template>", dom_id(&name)))
                 }
                 Ok(UnitEvent::Resync) | Err(RecvError::Lagged(_)) => {
+                    sent.clear();
                     Event::default().event("resync").data("resync")
                 }
                 Err(RecvError::Closed) => return,
@@ -458,6 +467,13 @@ pub async fn row_events(
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(crate::api::KEEP_ALIVE)))
+}
+
+fn digest_of(html: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    html.hash(&mut hasher);
+    hasher.finish()
 }
 
 #[cfg(test)]

@@ -467,7 +467,7 @@ impl Browser {
                 "const o = location.origin, h = location.hostname, out = []; \
                  for (const e of performance.getEntriesByType('resource')) \
                    if (!e.name.startsWith(o + '/')) out.push('loaded ' + e.name); \
-                 const attrs = ['src', 'href', 'action', 'formaction', 'hx-get', 'hx-post', 'sse-connect', 'poster', 'srcset']; \
+                 const attrs = ['src', 'href', 'action', 'formaction', 'hx-get', 'hx-post', 'data-post', 'sse-connect', 'poster', 'srcset']; \
                  for (const el of document.querySelectorAll('*')) for (const a of attrs) { \
                    const v = el.getAttribute(a); if (v === null || v === '' || v.startsWith('#')) continue; \
                    let u; try { u = new URL(v, location.href); } catch { out.push('bad ' + a + '=' + v); continue; } \
