@@ -1,5 +1,6 @@
-//! The log operations behind the JSON routes and the unit page: validate the
-//! filters, check the unit exists, then read or follow the journal.
+//! The log operations behind the JSON routes, the unit page and the merged view of
+//! several units: validate the filters, check the units exist, then read or follow the
+//! journal.
 
 use futures_util::Stream;
 use serde::Deserialize;
@@ -52,11 +53,53 @@ impl LogQuery {
     }
 }
 
+/// The most units one merged view follows.
+pub const MAX_UNITS: usize = 32;
+
+/// The `units` parameter of the merged views (`/api/v1/logs`, `/logs`).
+#[derive(Debug, Default, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UnitsParam {
+    /// Comma-separated full unit names (1-32), e.g. `shop-api.service,shop-web.service`.
+    pub units: Option<String>,
+}
+
+impl UnitsParam {
+    /// The named units, de-duplicated, in the order given.
+    pub fn names(&self) -> AppResult<Vec<&str>> {
+        let mut names: Vec<&str> = Vec::new();
+        for name in self
+            .units
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+        {
+            if !name.is_empty() && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        if names.is_empty() || names.len() > MAX_UNITS {
+            return Err(bad(
+                "units",
+                &format!("1 to {MAX_UNITS} comma-separated unit names"),
+            ));
+        }
+        Ok(names)
+    }
+}
+
 impl AppState {
-    /// A validated filter for an existing unit (404 for unknown units, 400 for bad filters).
-    pub async fn log_filter(&self, name: &str, q: &LogQuery) -> AppResult<LogFilter> {
-        let name = checked_unit_name(name)?;
-        self.systemd.find(name).await?;
+    /// A validated filter for existing units (404 for unknown units, 400 for bad filters).
+    pub async fn log_filter(&self, names: &[&str], q: &LogQuery) -> AppResult<LogFilter> {
+        let mut units = Vec::with_capacity(names.len());
+        for name in names {
+            let name = checked_unit_name(name)?;
+            self.systemd.find(name).await?;
+            units.push(name.to_string());
+        }
+        // One follower serves every viewer of the same set, in whatever order it was named.
+        units.sort_unstable();
         if q.priority.is_some_and(|p| p > 7) {
             return Err(bad("priority", "must be 0 (emerg) to 7 (debug)"));
         }
@@ -76,7 +119,7 @@ impl AppState {
             return Err(bad("invocation", "must be 32 hex digits"));
         }
         Ok(LogFilter {
-            unit: name.to_string(),
+            units,
             priority: q.priority,
             grep: grep.map(String::from),
             invocation: invocation.map(|i| i.to_ascii_lowercase()),
@@ -87,11 +130,11 @@ impl AppState {
     /// Entries oldest first.
     pub async fn read_logs(
         &self,
-        name: &str,
+        names: &[&str],
         q: &LogQuery,
         default_lines: usize,
     ) -> AppResult<Vec<LogEntry>> {
-        let filter = self.log_filter(name, q).await?;
+        let filter = self.log_filter(names, q).await?;
         let lines = q.lines_or(default_lines)?;
         journal::read(&filter, lines, q.cursor()?)
             .await
@@ -106,11 +149,11 @@ impl AppState {
     /// continues right after it instead of sending a backlog.
     pub async fn follow_logs(
         &self,
-        name: &str,
+        names: &[&str],
         q: &LogQuery,
         resume: Option<String>,
     ) -> AppResult<impl Stream<Item = StreamItem> + Send + 'static> {
-        let filter = self.log_filter(name, q).await?;
+        let filter = self.log_filter(names, q).await?;
         let backlog = q.lines_or(100)?;
         let resume = match resume.filter(|c| !c.is_empty()) {
             Some(c) if validate_cursor(&c) => Some(c),
@@ -158,6 +201,24 @@ mod tests {
     }
 
     #[test]
+    fn units_param_is_a_short_comma_list() {
+        let p = |s: &str| UnitsParam {
+            units: Some(s.into()),
+        };
+        assert_eq!(
+            p(" a.service, b.service,a.service ,").names().unwrap(),
+            ["a.service", "b.service"]
+        );
+        assert!(p(" , ").names().is_err());
+        assert!(UnitsParam::default().names().is_err());
+        let many = (0..=MAX_UNITS)
+            .map(|i| format!("u{i}.service"))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(p(&many).names().is_err());
+    }
+
+    #[test]
     fn lines_format_for_download() {
         let e = LogEntry {
             cursor: "c".into(),
@@ -167,6 +228,7 @@ mod tests {
             pid: Some(42),
             message: "boom".into(),
             invocation_id: None,
+            unit: None,
         };
         assert_eq!(
             format_line(&e),

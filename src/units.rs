@@ -94,7 +94,7 @@ impl AppState {
             return Ok(Vec::new());
         };
         let filter = LogFilter {
-            unit: name.to_string(),
+            units: vec![name.to_string()],
             priority: None,
             grep: None,
             invocation: Some(invocation),

@@ -495,6 +495,7 @@ const PAGES: &[(&str, &str, &str)] = &[
     ("unit", "/units/counter.service", ".log .log-line"),
     ("unit-form", "/units/new", "form.unit-form #command"),
     ("ports", "/ports", ".port-strip .port"),
+    ("logs", "/logs?units=counter.service", ".log .log-line"),
     ("audit", "/audit", "main h1"),
     ("settings", "/settings", "#token-name"),
 ];

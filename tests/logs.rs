@@ -275,3 +275,114 @@ async fn twenty_viewers_share_one_journalctl_and_none_is_left() {
     })
     .await;
 }
+
+/// Two units merged in one stream: both units' lines arrive in time order, each naming its
+/// unit; the same set in another order shares the follower; the logs page renders the
+/// merged view escaped; bad sets are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn merged_view_of_two_units() {
+    let sb = Sandbox::start();
+    sb.add_unit("numbers.service", NUMBERS);
+    sb.add_unit(
+        "shouts.service",
+        "[Service]\nExecStart=/bin/sh -c 'while :; do echo \"<b>shout</b>\"; sleep 0.05; done'\n",
+    );
+    sb.sh("systemctl start numbers.service shouts.service");
+    let api = sb.login().await;
+
+    let mut merged = SseReader::new(
+        api.get("/api/v1/logs/stream?units=numbers.service,shouts.service&lines=10")
+            .await,
+    );
+    let (mut numbers, mut shouts, mut last_time) = (0, 0, String::new());
+    while numbers < 5 || shouts < 5 {
+        let event = merged
+            .next(Duration::from_secs(10))
+            .await
+            .expect("merged entries keep coming");
+        let e = entry(&event);
+        match e["unit"].as_str() {
+            Some("numbers.service") => numbers += 1,
+            Some("shouts.service") => shouts += 1,
+            // systemd's own lines about the two units ("Started ...").
+            other => assert!(
+                e["message"].as_str().unwrap_or("").contains(".service"),
+                "an entry of neither unit: {other:?} {e}"
+            ),
+        }
+        let time = e["time"].as_str().unwrap().to_string();
+        assert!(time >= last_time, "time order: {time} after {last_time}");
+        last_time = time;
+    }
+    let mut again = SseReader::new(
+        api.get("/api/v1/logs/stream?units=shouts.service,numbers.service&lines=1")
+            .await,
+    );
+    again.next(Duration::from_secs(10)).await.expect("an entry");
+    eventually(
+        "one follower for both orders",
+        Duration::from_secs(10),
+        async || (journalctl_count(&sb).await == 1).then_some(()),
+    )
+    .await;
+
+    let read: Value = api
+        .get_json("/api/v1/logs?units=numbers.service,shouts.service&lines=50")
+        .await;
+    let units: std::collections::HashSet<&str> = read
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["unit"].as_str())
+        .collect();
+    assert!(
+        units.contains("numbers.service") && units.contains("shouts.service"),
+        "{read}"
+    );
+
+    for bad in [
+        "/api/v1/logs",
+        "/api/v1/logs?units=",
+        "/api/v1/logs?units=numbers.service,-x",
+        "/api/v1/logs/stream?units=numbers.service,nope.service",
+    ] {
+        let res = api.get(bad).await;
+        assert!(
+            res.status() == 400 || res.status() == 404,
+            "{bad}: {}",
+            res.status()
+        );
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/problem+json",
+            "{bad}"
+        );
+    }
+
+    let page = api
+        .get("/logs?units=numbers.service&units=shouts.service")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("sse-connect=\"/ui/logs/stream?units=numbers.service%2Cshouts.service\""),
+        "{page}"
+    );
+    let mut lines = SseReader::new(
+        api.get("/ui/logs/stream?units=shouts.service&lines=3")
+            .await,
+    );
+    let line = lines.next(Duration::from_secs(10)).await.expect("a line");
+    assert!(line.data.contains("class=\"unit\""), "{}", line.data);
+    let shout = loop {
+        let l = lines.next(Duration::from_secs(10)).await.expect("a line");
+        if l.data.contains("shout") {
+            break l.data;
+        }
+    };
+    assert!(
+        shout.contains("&#60;b&#62;shout&#60;/b&#62;") && !shout.contains("<b>"),
+        "{shout}"
+    );
+}

@@ -12,7 +12,7 @@ use futures_util::{Stream, StreamExt};
 use super::KEEP_ALIVE;
 use super::extract::{ApiPath, ApiQuery};
 use crate::error::{AppResult, Problem};
-use crate::logs::{LogQuery, format_line};
+use crate::logs::{LogQuery, UnitsParam, format_line};
 use crate::state::AppState;
 use crate::systemd::journal::{LogEntry, StreamItem};
 
@@ -25,7 +25,20 @@ pub async fn logs(
     ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> AppResult<Json<Vec<LogEntry>>> {
-    Ok(Json(state.read_logs(&name, &q, 200).await?))
+    Ok(Json(state.read_logs(&[&name], &q, 200).await?))
+}
+
+/// The journal entries of several units merged in time order, oldest first; each entry
+/// names its `unit`.
+#[utoipa::path(get, path = "/api/v1/logs", tag = "logs",
+    params(UnitsParam, LogQuery),
+    responses((status = 200, body = Vec<LogEntry>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn merged_logs(
+    State(state): State<AppState>,
+    ApiQuery(units): ApiQuery<UnitsParam>,
+    ApiQuery(q): ApiQuery<LogQuery>,
+) -> AppResult<Json<Vec<LogEntry>>> {
+    Ok(Json(state.read_logs(&units.names()?, &q, 200).await?))
 }
 
 /// The SSE response for a log stream, shared by the API (JSON entries) and the
@@ -66,9 +79,32 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> AppResult<Response> {
     let items = state
-        .follow_logs(&name, &q, last_event_id(&headers))
+        .follow_logs(&[&name], &q, last_event_id(&headers))
         .await?;
-    let events = items.map(|item| {
+    Ok(entry_events(items))
+}
+
+/// The merged live view of several units, as `/api/v1/units/{name}/logs/stream` is of one.
+#[utoipa::path(get, path = "/api/v1/logs/stream", tag = "logs",
+    params(UnitsParam, LogQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "resume right after this cursor")),
+    responses((status = 200, content_type = "text/event-stream", description = "event: entry / id: cursor / data: log entry"),
+        (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn merged_stream(
+    State(state): State<AppState>,
+    ApiQuery(units): ApiQuery<UnitsParam>,
+    ApiQuery(q): ApiQuery<LogQuery>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    let items = state
+        .follow_logs(&units.names()?, &q, last_event_id(&headers))
+        .await?;
+    Ok(entry_events(items))
+}
+
+/// Entries as JSON `entry` events with their cursor as id, and `skipped` notices.
+fn entry_events(items: impl Stream<Item = StreamItem> + Send + 'static) -> Response {
+    sse_response(items.map(|item| {
         Ok(match item {
             StreamItem::Entry(entry) => Event::default()
                 .id(entry.cursor.clone())
@@ -78,8 +114,7 @@ pub async fn stream(
                 .event("skipped")
                 .data(serde_json::json!({ "skipped": n }).to_string()),
         })
-    });
-    Ok(sse_response(events))
+    }))
 }
 
 /// The entries as a text file, one line each: time, priority, identifier[pid]: message.
@@ -92,7 +127,7 @@ pub async fn download(
     ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> AppResult<Response> {
-    let entries = state.read_logs(&name, &q, 1000).await?;
+    let entries = state.read_logs(&[&name], &q, 1000).await?;
     let mut text = String::new();
     for e in &entries {
         text.push_str(&format_line(e));

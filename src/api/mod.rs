@@ -81,6 +81,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(logs::logs))
         .routes(routes!(logs::stream))
         .routes(routes!(logs::download))
+        .routes(routes!(logs::merged_logs))
+        .routes(routes!(logs::merged_stream))
         .split_for_parts()
 }
 

@@ -38,8 +38,8 @@ use tokio::sync::{broadcast, oneshot, watch};
 /// Which entries to show. `unit` must already be a validated full unit name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LogFilter {
-    /// Full unit name, e.g. `foo.service`.
-    pub unit: String,
+    /// Full unit names, e.g. `foo.service`: entries of any of them.
+    pub units: Vec<String>,
     /// 0..=7: keep this level and the more severe ones.
     pub priority: Option<u8>,
     /// journalctl `--grep` pattern (PCRE2, smart case). Empty means none.
@@ -67,6 +67,9 @@ pub struct LogEntry {
     pub message: String,
     /// The unit invocation the entry belongs to.
     pub invocation_id: Option<String>,
+    /// The unit the entry is about (`UNIT`, e.g. systemd's "Started …", else the unit
+    /// of the process that wrote it).
+    pub unit: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +105,7 @@ const MAX_RAW_LINE: usize = 32 * 1024 * 1024;
 const MAX_QUICK_FAILURES: u32 = 5;
 const JOURNALCTL: &str = "journalctl";
 const OUTPUT_FIELDS: &str = "--output-fields=MESSAGE,PRIORITY,SYSLOG_IDENTIFIER,_PID,_COMM,\
-_SYSTEMD_INVOCATION_ID,INVOCATION_ID,__CURSOR,__REALTIME_TIMESTAMP";
+_SYSTEMD_INVOCATION_ID,INVOCATION_ID,UNIT,_SYSTEMD_UNIT,__CURSOR,__REALTIME_TIMESTAMP";
 
 /// Is this acceptable as a journal cursor (`after=`, `Last-Event-ID`)? Printable ASCII
 /// without spaces, 1..=512 bytes. journalctl still rejects cursors it cannot parse.
@@ -112,10 +115,9 @@ pub fn validate_cursor(s: &str) -> bool {
 
 fn check_filter(filter: &LogFilter) -> Result<(), JournalError> {
     let bad = |what: &str| Err(JournalError::Failed(format!("invalid {what}")));
-    if filter.unit.is_empty()
-        || filter.unit.starts_with('-')
-        || filter.unit.chars().any(char::is_control)
-    {
+    let bad_unit =
+        |u: &String| u.is_empty() || u.starts_with('-') || u.chars().any(char::is_control);
+    if filter.units.is_empty() || filter.units.iter().any(bad_unit) {
         return bad("unit name");
     }
     if filter.priority.is_some_and(|p| p > 7) {
@@ -151,8 +153,8 @@ fn build_args(filter: &LogFilter, mode: Mode<'_>) -> Vec<String> {
         "--all".into(),
         "--output=json".into(),
         OUTPUT_FIELDS.into(),
-        format!("--unit={}", filter.unit),
     ];
+    args.extend(filter.units.iter().map(|u| format!("--unit={u}")));
     if let Some(p) = filter.priority {
         args.push(format!("--priority={p}"));
     }
@@ -227,6 +229,10 @@ struct RawEntry {
     invocation: Option<Value>,
     #[serde(rename = "INVOCATION_ID")]
     object_invocation: Option<Value>,
+    #[serde(rename = "UNIT")]
+    object_unit: Option<Value>,
+    #[serde(rename = "_SYSTEMD_UNIT")]
+    unit: Option<Value>,
 }
 
 /// A journal field value as bytes: a string, or an array of byte values (non-UTF-8 data).
@@ -313,6 +319,7 @@ fn parse_entry(line: &[u8]) -> Option<LogEntry> {
     let identifier = first_text(raw.identifier).or_else(|| first_text(raw.comm));
     let pid = first_text(raw.pid).and_then(|p| p.trim().parse::<u32>().ok());
     let invocation_id = first_text(raw.invocation).or_else(|| first_text(raw.object_invocation));
+    let unit = first_text(raw.object_unit).or_else(|| first_text(raw.unit));
     Some(LogEntry {
         cursor,
         time: format_time(micros.unwrap_or(0)),
@@ -321,6 +328,7 @@ fn parse_entry(line: &[u8]) -> Option<LogEntry> {
         pid,
         message,
         invocation_id,
+        unit,
     })
 }
 
@@ -789,7 +797,7 @@ impl Follower {
         let mut from = match start {
             Ok(cursor) => cursor,
             Err(e) => {
-                tracing::warn!(unit = %self.key.unit, error = %e, "journal follower cannot start");
+                tracing::warn!(units = ?self.key.units, error = %e, "journal follower cannot start");
                 self.give_up();
                 return;
             }
@@ -802,7 +810,7 @@ impl Follower {
             {
                 Ok(child) => self.pump(child, &mut from).await,
                 Err(e) => {
-                    tracing::warn!(unit = %self.key.unit, error = %e, "journal follower spawn failed");
+                    tracing::warn!(units = ?self.key.units, error = %e, "journal follower spawn failed");
                     RunEnd::Exited { produced: false }
                 }
             };
@@ -816,7 +824,7 @@ impl Follower {
                 quick_failures += 1;
             }
             if quick_failures >= MAX_QUICK_FAILURES {
-                tracing::warn!(unit = %self.key.unit, "journal follower keeps failing; giving up");
+                tracing::warn!(units = ?self.key.units, "journal follower keeps failing; giving up");
                 self.give_up();
                 return;
             }
@@ -860,7 +868,7 @@ impl Follower {
                     }
                     Ok(None) => break false,
                     Err(e) => {
-                        tracing::warn!(unit = %self.key.unit, error = %e, "reading journal follower");
+                        tracing::warn!(units = ?self.key.units, error = %e, "reading journal follower");
                         break false;
                     }
                 },
@@ -875,7 +883,7 @@ impl Follower {
         }
         let stderr = stderr.await.unwrap_or_default();
         tracing::warn!(
-            unit = %self.key.unit, status = ?status, stderr = %stderr,
+            units = ?self.key.units, status = ?status, stderr = %stderr,
             "journal follower exited; restarting from its last cursor"
         );
         RunEnd::Exited { produced }
@@ -1198,7 +1206,7 @@ mod tests {
 
     fn filter() -> LogFilter {
         LogFilter {
-            unit: "foo.service".into(),
+            units: vec!["foo.service".into()],
             priority: Some(4),
             grep: Some("a b".into()),
             invocation: Some("0fa83c77af2c48d2981d21c42034cc16".into()),
@@ -1225,6 +1233,13 @@ mod tests {
             ]
         );
         assert!(args.contains(&"--all".to_string()) && args.contains(&"--output=json".to_string()));
+        let two = LogFilter {
+            units: vec!["a.service".into(), "b.service".into()],
+            ..filter()
+        };
+        let args = build_args(&two, Mode::Follow(None));
+        assert!(args.contains(&"--unit=a.service".to_string()));
+        assert!(args.contains(&"--unit=b.service".to_string()));
         let args = build_args(&filter(), Mode::From("s=1;i=2", Some(5)));
         assert!(args.contains(&"--cursor=s=1;i=2".to_string()));
         assert!(
@@ -1275,14 +1290,14 @@ mod tests {
         );
         assert!(
             check_filter(&LogFilter {
-                unit: "--all".into(),
+                units: vec!["--all".into()],
                 ..filter()
             })
             .is_err()
         );
         assert!(
             check_filter(&LogFilter {
-                unit: String::new(),
+                units: vec![String::new()],
                 ..filter()
             })
             .is_err()

@@ -1,47 +1,71 @@
-//! The live log panel of the unit page: a filter toolbar, and a stream of
-//! rendered (HTML-escaped) lines over SSE.
+//! The live log panel of the unit page (a filter toolbar and a stream of rendered,
+//! HTML-escaped lines over SSE) and the logs page, the same for several units merged.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::Event;
 use axum::response::{Html, IntoResponse, Response};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 
+use super::pages::Chrome;
 use super::{PageError, render};
 use crate::api::logs::{last_event_id, sse_response};
 use crate::auth::urlencode;
-use crate::logs::LogQuery;
+use crate::error::AppError;
+use crate::logs::{LogQuery, UnitsParam};
 use crate::state::AppState;
 use crate::systemd::journal::{LogEntry, StreamItem};
+use crate::systemd::watch::UnitFilter;
 
 /// The `.log` box, connected to a stream with the current filters.
 #[derive(Template)]
 #[template(path = "log_view.html")]
 pub struct LogView {
     pub stream_url: String,
-    pub download_url: String,
+    /// The text download (one unit's view only).
+    pub download_url: Option<String>,
 }
 
 impl LogView {
+    /// The view of one unit (the unit page).
     pub fn new(name: &str, q: &LogQuery) -> Self {
-        let mut params = Vec::new();
-        if let Some(p) = q.priority {
-            params.push(format!("priority={p}"));
-        }
-        if let Some(g) = q.grep.as_deref().filter(|g| !g.is_empty()) {
-            params.push(format!("grep={}", urlencode(g)));
-        }
-        if let Some(i) = q.invocation.as_deref().filter(|i| !i.is_empty()) {
-            params.push(format!("invocation={}", urlencode(i)));
-        }
-        let query = params.join("&");
+        let query = filter_query(q);
         let name = urlencode(name);
         Self {
             stream_url: format!("/ui/units/{name}/logs/stream?{query}"),
-            download_url: format!("/api/v1/units/{name}/logs/download?{query}"),
+            download_url: Some(format!("/api/v1/units/{name}/logs/download?{query}")),
         }
     }
+
+    /// The merged view of several units (the logs page).
+    pub fn merged(names: &[&str], q: &LogQuery) -> Self {
+        let mut stream_url = format!("/ui/logs/stream?units={}", urlencode(&names.join(",")));
+        let filters = filter_query(q);
+        if !filters.is_empty() {
+            stream_url.push('&');
+            stream_url.push_str(&filters);
+        }
+        Self {
+            stream_url,
+            download_url: None,
+        }
+    }
+}
+
+/// The filters of `q` as a query string (without `?`).
+fn filter_query(q: &LogQuery) -> String {
+    let mut params = Vec::new();
+    if let Some(p) = q.priority {
+        params.push(format!("priority={p}"));
+    }
+    if let Some(g) = q.grep.as_deref().filter(|g| !g.is_empty()) {
+        params.push(format!("grep={}", urlencode(g)));
+    }
+    if let Some(i) = q.invocation.as_deref().filter(|i| !i.is_empty()) {
+        params.push(format!("invocation={}", urlencode(i)));
+    }
+    params.join("&")
 }
 
 #[derive(Template)]
@@ -51,16 +75,26 @@ struct LogLine<'a> {
     /// HH:MM:SS.mmm of the UTC time, for a compact column.
     clock: &'a str,
     who: String,
+    /// The entry's unit, shown in merged views.
+    unit: Option<&'a str>,
 }
 
-fn render_line(e: &LogEntry) -> String {
+fn render_line(e: &LogEntry, show_unit: bool) -> String {
     let clock = e.time.get(11..23).unwrap_or(&e.time);
     let who = match (&e.identifier, e.pid) {
         (Some(id), Some(pid)) => format!("{id}[{pid}]"),
         (Some(id), None) => id.clone(),
         _ => String::new(),
     };
-    LogLine { e, clock, who }.render().unwrap_or_default()
+    let unit = e.unit.as_deref().filter(|_| show_unit);
+    LogLine {
+        e,
+        clock,
+        who,
+        unit,
+    }
+    .render()
+    .unwrap_or_default()
 }
 
 /// The log box for new filters (the toolbar swaps it in).
@@ -69,7 +103,7 @@ pub async fn log_view(
     Path(name): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Html<String>, PageError> {
-    state.log_filter(&name, &q).await?;
+    state.log_filter(&[&name], &q).await?;
     render(&LogView::new(&name, &q))
 }
 
@@ -82,20 +116,110 @@ pub async fn log_stream(
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let items = state
-        .follow_logs(&name, &q, last_event_id(&headers))
+        .follow_logs(&[&name], &q, last_event_id(&headers))
         .await?;
-    let events = items.map(|item| {
+    Ok(line_events(items, false))
+}
+
+/// The merged view's rendered lines, each naming its unit.
+pub async fn merged_log_stream(
+    State(state): State<AppState>,
+    Query(units): Query<UnitsParam>,
+    Query(q): Query<LogQuery>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let items = state
+        .follow_logs(&units.names()?, &q, last_event_id(&headers))
+        .await?;
+    Ok(line_events(items, true))
+}
+
+fn line_events(
+    items: impl Stream<Item = StreamItem> + Send + 'static,
+    show_unit: bool,
+) -> Response {
+    let events = items.map(move |item| {
         Ok(match item {
             StreamItem::Entry(entry) => Event::default()
                 .id(entry.cursor.clone())
                 .event("entry")
-                .data(render_line(&entry)),
+                .data(render_line(&entry, show_unit)),
             StreamItem::Skipped(n) => Event::default().event("entry").data(format!(
                 "<div class=\"log-gap\">fell behind by {n} lines — caught up from the journal</div>"
             )),
         })
     });
-    Ok(sse_response(events).into_response())
+    sse_response(events).into_response()
+}
+
+/// A service the logs page offers: the units unitdeck created first, then running ones.
+pub struct LogChoice {
+    pub name: String,
+    pub managed: bool,
+    pub checked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "logs.html")]
+struct LogsPage {
+    chrome: Chrome,
+    choices: Vec<LogChoice>,
+    /// The rendered log box of the chosen units.
+    view: Option<String>,
+}
+
+/// `/logs?units=a.service&units=b.service` (the form's checkboxes) or `?units=a,b`: the
+/// merged live view; without a choice, the units unitdeck created.
+pub async fn logs_page(
+    State(state): State<AppState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Html<String>, PageError> {
+    let chosen: Vec<String> = pairs
+        .into_iter()
+        .filter(|(k, _)| k == "units")
+        .map(|(_, v)| v)
+        .collect();
+    let services = state.list_units(&UnitFilter {
+        unit_type: Some("service".into()),
+        ..Default::default()
+    })?;
+    let default: Vec<String> = services
+        .iter()
+        .filter(|u| u.managed)
+        .map(|u| u.name.clone())
+        .collect();
+    let param = UnitsParam {
+        units: Some(if chosen.is_empty() { default } else { chosen }.join(",")),
+    };
+    let names = param.names().unwrap_or_default();
+    let view = if names.is_empty() {
+        None
+    } else {
+        state.log_filter(&names, &LogQuery::default()).await?;
+        let html = LogView::merged(&names, &LogQuery::default())
+            .render()
+            .map_err(|e| PageError(AppError::internal(e)))?;
+        Some(html)
+    };
+    let mut choices: Vec<LogChoice> = services
+        .into_iter()
+        .filter(|u| {
+            u.managed
+                || u.active_state.as_deref() == Some("active")
+                || names.contains(&u.name.as_str())
+        })
+        .map(|u| LogChoice {
+            checked: names.contains(&u.name.as_str()),
+            name: u.name,
+            managed: u.managed,
+        })
+        .collect();
+    choices.sort_by(|a, b| b.managed.cmp(&a.managed).then_with(|| a.name.cmp(&b.name)));
+    render(&LogsPage {
+        chrome: Chrome::new("logs"),
+        choices,
+        view,
+    })
 }
 
 #[cfg(test)]
@@ -112,8 +236,12 @@ mod tests {
             pid: Some(7),
             message: "<script>alert(1)</script> & \"x\"".into(),
             invocation_id: None,
+            unit: Some("a<b>.service".into()),
         };
-        let html = render_line(&e);
+        let html = render_line(&e, false);
+        assert!(!html.contains(".service"), "{html}");
+        let merged = render_line(&e, true);
+        assert!(merged.contains("a&#60;b&#62;.service"), "{merged}");
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&#60;script&#62;"), "{html}");
         assert!(html.contains("data-prio=\"3\""));

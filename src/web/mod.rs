@@ -41,6 +41,8 @@ pub fn router() -> Router<AppState> {
         .route("/ui/units/{name}/resources", get(pages::unit_resources))
         .route("/ui/units/{name}/logview", get(logs::log_view))
         .route("/ui/units/{name}/logs/stream", get(logs::log_stream))
+        .route("/logs", get(logs::logs_page))
+        .route("/ui/logs/stream", get(logs::merged_log_stream))
         .route("/ui/units/{name}/{action}", post(pages::unit_action))
         .route("/ui/events", get(pages::row_events))
         .route("/settings", get(admin::settings))
