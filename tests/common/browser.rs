@@ -103,11 +103,14 @@ impl Browser {
             .spawn()
             .expect("chromedriver runs (apt-get install chromium chromium-driver)");
         // Chromium outlives a killed chromedriver: this watchdog ends the whole group
-        // if the test process dies without dropping the Browser.
+        // if the test process dies without dropping the Browser. It leaves quietly once
+        // chromedriver is gone: its pid is soon reused (pid_max is 32768 here), and a
+        // `kill -- -PID` then hit whatever new process group leader got it — seen killing
+        // a service's main process in another test's container.
         let watchdog = Command::new("/bin/sh")
             .args([
                 "-c",
-                "while kill -0 \"$1\" 2>/dev/null && kill -0 \"$2\" 2>/dev/null; do sleep 1; done; \
+                "while kill -0 \"$1\" 2>/dev/null; do kill -0 \"$2\" 2>/dev/null || exit 0; sleep 1; done; \
                  kill -KILL -- \"-$2\" 2>/dev/null",
                 "watchdog",
                 &std::process::id().to_string(),
@@ -533,13 +536,14 @@ return out.slice(0, 15);
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // The watchdog first, so it never acts on a reaped (reusable) chromedriver pid.
+        let _ = self.watchdog.kill();
+        let _ = self.watchdog.wait();
         // chromedriver and the Chromium it started share a process group.
         unsafe {
             libc::kill(-(self.driver.id() as i32), libc::SIGKILL);
         }
         let _ = self.driver.wait();
-        let _ = self.watchdog.kill();
-        let _ = self.watchdog.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
