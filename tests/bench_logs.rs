@@ -70,7 +70,11 @@ impl Seen {
             (Some(a), Some(b)) => (b - a).as_secs_f64(),
             _ => 0.0,
         };
-        let rate = if span > 0.0 { received as f64 / span } else { 0.0 };
+        let rate = if span > 0.0 {
+            received as f64 / span
+        } else {
+            0.0
+        };
         self.lags_us.sort_unstable();
         let pct = |p: usize| {
             self.lags_us
@@ -143,7 +147,15 @@ async fn log_streaming_under_a_flood() {
     // The reference: journalctl following the same unit in the container.
     let mut reference = tokio::process::Command::new("nsenter")
         .args(["-t", &sb.pid.to_string(), "-a"])
-        .args(["journalctl", "-f", "--no-tail", "-o", "json", "-u", "flood.service"])
+        .args([
+            "journalctl",
+            "-f",
+            "--no-tail",
+            "-o",
+            "json",
+            "-u",
+            "flood.service",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -185,7 +197,8 @@ async fn log_streaming_under_a_flood() {
     let theirs = reference_seen.report("journalctl -f -o json");
     eprintln!(
         "in the journal afterwards: {} flood lines",
-        sb.sh("journalctl -u flood.service -o cat | grep -c '^flood-' || true").trim(),
+        sb.sh("journalctl -u flood.service -o cat | grep -c '^flood-' || true")
+            .trim(),
     );
     eprintln!("ratio unitdeck / journalctl: {:.2}x", ours / theirs);
 }

@@ -689,18 +689,9 @@ impl Systemd {
         // ListUnitFiles walks every unit directory (~0.4 s with a full /usr): read the
         // loaded units meanwhile.
         let (files, mut records) = tokio::join!(bus.list_unit_files(), fetch_units(bus, names));
-        let extra: Vec<String> = files?
-            .into_iter()
-            .filter(|(name, state)| {
-                !loaded.contains(name)
-                    && !is_template(name)
-                    && !matches!(state.as_str(), "masked" | "masked-runtime" | "alias")
-            })
-            .map(|(name, _)| name)
-            .collect();
-        records.extend(fetch_units(bus, extra).await);
-        let protected = self.compute_protected(bus).await;
-        *self.inner.protected.write().unwrap() = protected;
+        let unloaded = unloaded_files(&files?, &loaded);
+        records.extend(fetch_units(bus, unloaded.into_iter().collect()).await);
+        *self.inner.protected.write().unwrap() = self.compute_protected(bus).await;
         let mut units = self.inner.units.write().unwrap();
         // A record stored meanwhile from a newer read (an action's refresh) stays.
         let fresh: BTreeMap<String, UnitRecord> = records
@@ -838,6 +829,20 @@ impl Systemd {
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default()
     }
+}
+
+/// Unit files that ListUnits did not list (not loaded: e.g. disabled services), except
+/// templates, masks and aliases.
+fn unloaded_files(files: &[(String, String)], loaded: &HashSet<String>) -> HashSet<String> {
+    files
+        .iter()
+        .filter(|(name, state)| {
+            !loaded.contains(name)
+                && !is_template(name)
+                && !matches!(state.as_str(), "masked" | "masked-runtime" | "alias")
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 /// Reads many units' records at once; units systemd does not know are left out.

@@ -1041,6 +1041,9 @@ impl AppState {
     }
 
     async fn stop(&self, principal: &Principal, name: &str) {
+        // Decide on systemd's answer, not the cache: a stop skipped on a stale "inactive"
+        // would leave the old process running once its unit file is gone.
+        let _ = self.systemd.refresh_unit(name).await;
         if let Ok(summary) = self.systemd.find(name).await
             && is_running(&summary)
             && let Err(e) = self.act(principal, name, UnitAction::Stop).await
