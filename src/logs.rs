@@ -19,14 +19,22 @@ const MAX_GREP: usize = 256;
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// How many entries (the newest, or the first after `after`); 1-10000.
+    #[param(minimum = 1, maximum = 10000)]
     pub lines: Option<usize>,
     /// 0-7: this level and the more severe ones.
+    #[param(minimum = 0, maximum = 7)]
     pub priority: Option<u8>,
-    /// Text or PCRE2 pattern in the message (all lower case: case-insensitive).
+    /// Text or PCRE2 pattern in the message (all lower case: case-insensitive); at most
+    /// 256 characters, none of them a control character.
+    #[param(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub grep: Option<String>,
-    /// A journal cursor: entries strictly after it.
+    /// A journal cursor (an entry's `cursor`): entries strictly after it.
+    #[param(
+        pattern = r"^(s=[0-9a-fA-F]{32};i=[0-9a-fA-F]{1,16};b=[0-9a-fA-F]{32};m=[0-9a-fA-F]{1,16};t=[0-9a-fA-F]{1,16};x=[0-9a-fA-F]{1,16})?$"
+    )]
     pub after: Option<String>,
     /// An InvocationID (32 hex digits): only that run of the unit.
+    #[param(pattern = r"^([0-9A-Fa-f]{32})?$")]
     pub invocation: Option<String>,
 }
 
@@ -52,6 +60,15 @@ impl LogQuery {
     }
 }
 
+/// journalctl's own words for what it refused (a bad pattern) are a 400; not being
+/// able to run it is ours.
+fn journal_error(err: journal::JournalError) -> AppError {
+    match err {
+        journal::JournalError::Failed(msg) => AppError::BadRequest(msg),
+        other => AppError::internal(other),
+    }
+}
+
 impl AppState {
     /// A validated filter for an existing unit (404 for unknown units, 400 for bad filters).
     pub async fn log_filter(&self, name: &str, q: &LogQuery) -> AppResult<LogFilter> {
@@ -62,7 +79,7 @@ impl AppState {
         }
         let grep = q.grep.as_deref().filter(|g| !g.is_empty());
         if let Some(g) = grep
-            && (g.len() > MAX_GREP || g.chars().any(char::is_control))
+            && (g.chars().count() > MAX_GREP || g.chars().any(char::is_control))
         {
             return Err(bad(
                 "grep",
@@ -95,11 +112,7 @@ impl AppState {
         let lines = q.lines_or(default_lines)?;
         journal::read(&filter, lines, q.cursor()?)
             .await
-            .map_err(|e| match e {
-                // journalctl's own words: a bad pattern, a cursor it cannot parse.
-                journal::JournalError::Failed(msg) => AppError::BadRequest(msg),
-                other => AppError::internal(other),
-            })
+            .map_err(journal_error)
     }
 
     /// Backlog then live entries. A `resume` cursor (Last-Event-ID, or `after`)
@@ -114,14 +127,18 @@ impl AppState {
         let backlog = q.lines_or(100)?;
         let resume = match resume.filter(|c| !c.is_empty()) {
             Some(c) if validate_cursor(&c) => Some(c),
-            Some(_) => return Err(bad("Last-Event-ID", "not a journal cursor")),
+            Some(_) => {
+                return Err(AppError::BadRequest(
+                    "header Last-Event-ID: not a journal cursor".into(),
+                ));
+            }
             None => q.cursor()?.map(String::from),
         };
         // A bad pattern would only end the stream silently: try it once first.
         if filter.grep.is_some() {
             journal::read(&filter, 1, None)
                 .await
-                .map_err(|e| AppError::BadRequest(e.to_string()))?;
+                .map_err(journal_error)?;
         }
         Ok(self.journal.subscribe(filter, backlog, resume))
     }
