@@ -125,6 +125,8 @@ impl AppState {
     ) -> AppResult<impl Stream<Item = StreamItem> + Send + 'static> {
         let filter = self.log_filter(name, q).await?;
         let backlog = q.lines_or(100)?;
+        // `after` is checked even when Last-Event-ID (a reconnect) wins over it.
+        let after = q.cursor()?;
         let resume = match resume.filter(|c| !c.is_empty()) {
             Some(c) if validate_cursor(&c) => Some(c),
             Some(_) => {
@@ -132,7 +134,7 @@ impl AppState {
                     "header Last-Event-ID: not a journal cursor".into(),
                 ));
             }
-            None => q.cursor()?.map(String::from),
+            None => after.map(String::from),
         };
         // A bad pattern would only end the stream silently: try it once first.
         if filter.grep.is_some() {
