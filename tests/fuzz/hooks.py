@@ -25,6 +25,7 @@ Environment (set by tests/fuzz_api.rs): UNITDECK_FUZZ_UNITS, a JSON file
 
 import json
 import os
+from urllib.parse import unquote
 
 import schemathesis
 from schemathesis.openapi.checks import RejectedPositiveData
@@ -42,6 +43,8 @@ REFUSED_ON_PROTECTED = ("stop", "disable")
 
 
 def is_system_unit(name):
+    # Values taken from earlier answers (stateful links) may arrive percent-encoded.
+    name = unquote(name)
     if name in SYSTEM_UNITS:
         return True
     files = [name]
@@ -68,7 +71,7 @@ def before_call(context, case, kwargs):
         name, action = params.get("name"), params.get("action")
         if not isinstance(name, str) or not is_system_unit(name):
             return
-        refused = action in REFUSED_ON_PROTECTED and SYSTEM_UNITS.get(name, False)
+        refused = action in REFUSED_ON_PROTECTED and SYSTEM_UNITS.get(unquote(name), False)
         if not (refused or action == "reset-failed"):
             params["name"] = SPARED_UNIT
     elif method == "DELETE" and path == "/api/v1/tokens/{id}":
