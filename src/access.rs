@@ -119,8 +119,10 @@ impl AppState {
 /// Creates a token and audits it (in one transaction); shared by the API and `unitdeck
 /// token create`.
 pub async fn issue_token(db: &Db, actor: &str, name: &str, scope: Scope) -> AppResult<NewToken> {
+    // Checked as sent (the OpenAPI document's maxLength and pattern), stored trimmed.
+    let bad = name.chars().count() > MAX_TOKEN_NAME || name.chars().any(char::is_control);
     let name = name.trim();
-    if name.is_empty() || name.len() > MAX_TOKEN_NAME || name.chars().any(char::is_control) {
+    if bad || name.is_empty() {
         return Err(AppError::Validation(vec![FieldError::new(
             "name",
             format!("1 to {MAX_TOKEN_NAME} printable characters"),

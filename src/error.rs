@@ -44,6 +44,8 @@ pub enum AppError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0} is not allowed on this path")]
+    MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
     #[error("the request has {} invalid field(s)", .0.len())]
@@ -67,6 +69,7 @@ impl AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -83,6 +86,7 @@ impl AppError {
             Self::Forbidden(_) => "forbidden",
             Self::BadRequest(_) => "bad-request",
             Self::NotFound(_) => "not-found",
+            Self::MethodNotAllowed(_) => "method-not-allowed",
             Self::Conflict(_) => "conflict",
             Self::Validation(_) => "validation",
             Self::PayloadTooLarge(_) => "payload-too-large",

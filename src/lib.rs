@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, Uri, header};
+use axum::http::{HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::compression::CompressionLayer;
@@ -59,6 +59,8 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(web::router())
         .fallback(not_found)
+        // After every route: it applies to the routes registered so far.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -101,6 +103,17 @@ async fn wait_for_units(
 
 async fn not_found(uri: Uri) -> Response {
     let err = AppError::NotFound(format!("no route for {}", uri.path()));
+    if uri.path().starts_with("/api/") {
+        err.into_response()
+    } else {
+        web::PageError(err).into_response()
+    }
+}
+
+/// A known path with another method: problem+json under `/api/` like every API error
+/// (axum adds the `Allow` header).
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let err = AppError::MethodNotAllowed(method.to_string());
     if uri.path().starts_with("/api/") {
         err.into_response()
     } else {

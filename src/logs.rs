@@ -20,14 +20,22 @@ const MAX_GREP: usize = 256;
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// How many entries (the newest, or the first after `after`); 1-10000.
+    #[param(minimum = 1, maximum = 10000)]
     pub lines: Option<usize>,
     /// 0-7: this level and the more severe ones.
+    #[param(minimum = 0, maximum = 7)]
     pub priority: Option<u8>,
-    /// Text or PCRE2 pattern in the message (all lower case: case-insensitive).
+    /// Text or PCRE2 pattern in the message (all lower case: case-insensitive); at most
+    /// 256 characters, none of them a control character.
+    #[param(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub grep: Option<String>,
-    /// A journal cursor: entries strictly after it.
+    /// A journal cursor (an entry's `cursor`): entries strictly after it.
+    #[param(
+        pattern = r"^(s=[0-9a-fA-F]{32};i=[0-9a-fA-F]{1,16};b=[0-9a-fA-F]{32};m=[0-9a-fA-F]{1,16};t=[0-9a-fA-F]{1,16};x=[0-9a-fA-F]{1,16})?$"
+    )]
     pub after: Option<String>,
     /// An InvocationID (32 hex digits): only that run of the unit.
+    #[param(pattern = r"^([0-9A-Fa-f]{32})?$")]
     pub invocation: Option<String>,
 }
 
@@ -55,10 +63,13 @@ impl LogQuery {
 
 /// The most units one merged view follows.
 pub const MAX_UNITS: usize = 32;
+/// The longest `units` parameter; more is a 400 (and keeps the URI well under the
+/// server's limit however a client encodes it).
+pub const MAX_UNITS_LEN: usize = 4096;
 
-/// The `units` parameter of the merged views (`/api/v1/logs`, `/logs`).
-#[derive(Debug, Default, Clone, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+/// The `units` parameter of the merged views (`/api/v1/logs`, `/logs`); its OpenAPI
+/// description is in `api::params`.
+#[derive(Debug, Default, Clone, Deserialize)]
 pub struct UnitsParam {
     /// Comma-separated full unit names (1-32), e.g. `shop-api.service,shop-web.service`.
     pub units: Option<String>,
@@ -67,6 +78,13 @@ pub struct UnitsParam {
 impl UnitsParam {
     /// The named units, de-duplicated, in the order given.
     pub fn names(&self) -> AppResult<Vec<&str>> {
+        if self
+            .units
+            .as_ref()
+            .is_some_and(|u| u.chars().count() > MAX_UNITS_LEN)
+        {
+            return Err(bad("units", &format!("at most {MAX_UNITS_LEN} characters")));
+        }
         let mut names: Vec<&str> = Vec::new();
         for name in self
             .units
@@ -89,6 +107,15 @@ impl UnitsParam {
     }
 }
 
+/// journalctl's own words for what it refused (a bad pattern) are a 400; not being
+/// able to run it is ours.
+fn journal_error(err: journal::JournalError) -> AppError {
+    match err {
+        journal::JournalError::Failed(msg) => AppError::BadRequest(msg),
+        other => AppError::internal(other),
+    }
+}
+
 impl AppState {
     /// A validated filter for existing units (404 for unknown units, 400 for bad filters).
     pub async fn log_filter(&self, names: &[&str], q: &LogQuery) -> AppResult<LogFilter> {
@@ -105,7 +132,7 @@ impl AppState {
         }
         let grep = q.grep.as_deref().filter(|g| !g.is_empty());
         if let Some(g) = grep
-            && (g.len() > MAX_GREP || g.chars().any(char::is_control))
+            && (g.chars().count() > MAX_GREP || g.chars().any(char::is_control))
         {
             return Err(bad(
                 "grep",
@@ -138,11 +165,7 @@ impl AppState {
         let lines = q.lines_or(default_lines)?;
         journal::read(&filter, lines, q.cursor()?)
             .await
-            .map_err(|e| match e {
-                // journalctl's own words: a bad pattern, a cursor it cannot parse.
-                journal::JournalError::Failed(msg) => AppError::BadRequest(msg),
-                other => AppError::internal(other),
-            })
+            .map_err(journal_error)
     }
 
     /// Backlog then live entries. A `resume` cursor (Last-Event-ID, or `after`)
@@ -155,16 +178,22 @@ impl AppState {
     ) -> AppResult<impl Stream<Item = StreamItem> + Send + 'static> {
         let filter = self.log_filter(names, q).await?;
         let backlog = q.lines_or(100)?;
+        // `after` is checked even when Last-Event-ID (a reconnect) wins over it.
+        let after = q.cursor()?;
         let resume = match resume.filter(|c| !c.is_empty()) {
             Some(c) if validate_cursor(&c) => Some(c),
-            Some(_) => return Err(bad("Last-Event-ID", "not a journal cursor")),
-            None => q.cursor()?.map(String::from),
+            Some(_) => {
+                return Err(AppError::BadRequest(
+                    "header Last-Event-ID: not a journal cursor".into(),
+                ));
+            }
+            None => after.map(String::from),
         };
         // A bad pattern would only end the stream silently: try it once first.
         if filter.grep.is_some() {
             journal::read(&filter, 1, None)
                 .await
-                .map_err(|e| AppError::BadRequest(e.to_string()))?;
+                .map_err(journal_error)?;
         }
         Ok(self.journal.subscribe(filter, backlog, resume))
     }

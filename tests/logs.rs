@@ -229,6 +229,22 @@ async fn filters_priority_grep_invocation_and_bad_input() {
             "{path}"
         );
     }
+    // A reconnect's Last-Event-ID wins over `after`, which must still be a cursor; a
+    // Last-Event-ID that is no cursor (or no text) is refused too.
+    let cursor = "s=0be0894581d04038a186a31b9513ddf6;i=74;b=6c358a657e224b30b6f8ad16e3a5b8d8;\
+        m=34021e649;t=661564e7399ae;x=3472e9b4178ea0e1";
+    for (last_event_id, after) in [(cursor, "a%20b"), ("network.target", ""), ("\u{84}", "")] {
+        let res = api
+            .request(
+                reqwest::Method::GET,
+                &format!("/api/v1/units/talk.service/logs/stream?after={after}"),
+            )
+            .header("last-event-id", last_event_id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{last_event_id:?} {after:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -11,7 +11,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, ClientIp, session_cookie};
 use crate::access::{NewToken, SESSION_TTL};
 use crate::auth::{Principal, Scope};
 use crate::db::{AuditRecord, TokenInfo};
-use crate::error::{AppResult, Problem};
+use crate::error::{AppError, AppResult, Problem};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -29,9 +29,9 @@ pub struct Ok {
 #[utoipa::path(post, path = "/api/v1/session", tag = "auth", security(()),
     request_body = LoginRequest,
     responses(
-        (status = 200, body = Ok, headers(("set-cookie" = String, description = "unitdeck_session=...; HttpOnly; SameSite=Strict"))),
+        (status = 200, description = "logged in", body = Ok, headers(("set-cookie" = String, description = "unitdeck_session=...; HttpOnly; SameSite=Strict"))),
         (status = 401, description = "wrong password", body = Problem),
-        (status = 429, description = "too many failures", body = Problem, headers(("retry-after" = u64)))
+        (status = 429, description = "too many failures", body = Problem, headers(("retry-after" = u64, description = "seconds to wait")))
     ))]
 pub async fn create_session(
     State(state): State<AppState>,
@@ -47,7 +47,7 @@ pub async fn create_session(
 
 /// Log out: the session is deleted server-side.
 #[utoipa::path(delete, path = "/api/v1/session", tag = "auth",
-    responses((status = 204), (status = 401, body = Problem)))]
+    responses((status = 204, description = "logged out (a token stays valid)")))]
 pub async fn delete_session(
     State(state): State<AppState>,
     principal: Principal,
@@ -63,6 +63,12 @@ pub async fn delete_session(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
+    /// 1 to 100 characters, not all white space, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     name: String,
     scope: Scope,
 }
@@ -70,7 +76,10 @@ pub struct TokenRequest {
 /// Create an API token. The secret is in this answer only.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "auth",
     request_body = TokenRequest,
-    responses((status = 201, body = NewToken), (status = 422, body = Problem)))]
+    responses(
+        (status = 201, description = "the token, with its secret", body = NewToken),
+        (status = 422, description = "an invalid name or scope", body = Problem)
+    ))]
 pub async fn create_token(
     State(state): State<AppState>,
     principal: Principal,
@@ -84,7 +93,7 @@ pub async fn create_token(
 
 /// List API tokens (without secrets).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "auth",
-    responses((status = 200, body = Vec<TokenInfo>)))]
+    responses((status = 200, description = "every token, newest first", body = Vec<TokenInfo>)))]
 pub async fn list_tokens(State(state): State<AppState>) -> AppResult<Json<Vec<TokenInfo>>> {
     Ok(Json(state.db.list_tokens().await?))
 }
@@ -92,7 +101,10 @@ pub async fn list_tokens(State(state): State<AppState>) -> AppResult<Json<Vec<To
 /// Revoke an API token.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "auth",
     params(("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
+    responses(
+        (status = 204, description = "revoked"),
+        (status = 404, description = "no token with that id", body = Problem)
+    ))]
 pub async fn delete_token(
     State(state): State<AppState>,
     principal: Principal,
@@ -106,19 +118,36 @@ pub async fn delete_token(
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// At most this many records (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Only records with a smaller id (for paging).
     before: Option<i64>,
 }
 
+impl AuditQuery {
+    fn limit(&self) -> AppResult<u32> {
+        match self.limit {
+            None => Ok(100),
+            Some(n @ 1..=1000) => Ok(n),
+            Some(_) => Err(AppError::BadRequest(
+                "query parameter limit: must be 1 to 1000".into(),
+            )),
+        }
+    }
+}
+
 /// The audit log, newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
     params(AuditQuery),
-    responses((status = 200, body = Vec<AuditRecord>)))]
+    responses(
+        (status = 200, description = "newest first", body = Vec<AuditRecord>),
+        (status = 400, description = "`limit` out of range, or a parameter that is not a number", body = Problem)
+    ))]
 pub async fn audit(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> AppResult<Json<Vec<AuditRecord>>> {
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(Json(state.db.audit_page(limit, query.before).await?))
+    Ok(Json(
+        state.db.audit_page(query.limit()?, query.before).await?,
+    ))
 }

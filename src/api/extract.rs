@@ -40,21 +40,39 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
 /// Parses JSON, naming the offending field on a type error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|err| {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|err| AppError::BadRequest(format!("the body is not valid JSON: {err}")))?;
+    integral_floats_as_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            AppError::BadRequest(format!("the body is not valid JSON: {inner}"))
+        let field = if path == "." {
+            "body".to_string()
         } else {
-            let field = if path == "." {
-                "body".to_string()
-            } else {
-                path
-            };
-            AppError::Validation(vec![FieldError::new(field, inner.to_string())])
-        }
+            path
+        };
+        AppError::Validation(vec![FieldError::new(field, err.into_inner().to_string())])
     })
+}
+
+/// JSON has one number type, and JSON Schema's `integer` is any number without a
+/// fraction: `2.0` is a valid port, as `2` is.
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                if (-TWO_POW_63..TWO_POW_63).contains(&f) {
+                    *n = (f as i64).into();
+                } else if (0.0..2.0 * TWO_POW_63).contains(&f) {
+                    *n = (f as u64).into();
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
 
 /// Path parameters; a value of the wrong type is a 400 problem.
@@ -147,5 +165,25 @@ mod tests {
             Err(AppError::Validation(errors)) => assert_eq!(errors[0].field, "body"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn integral_floats_are_integers() {
+        let body: Body = parse_json(br#"{"name": "x", "port": 8036.0}"#).unwrap();
+        assert_eq!(body.port, 8036);
+        for bad in [
+            r#"{"name": "x", "port": 80.5}"#,
+            r#"{"name": "x", "port": 1e30}"#,
+        ] {
+            match parse_json::<Body>(bad.as_bytes()) {
+                Err(AppError::Validation(errors)) => assert_eq!(errors[0].field, "port"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let big: serde_json::Value = parse_json(b"[1.8e19, -4.0, 2.5]").unwrap();
+        assert_eq!(
+            big,
+            serde_json::json!([18_000_000_000_000_000_000_u64, -4, 2.5])
+        );
     }
 }

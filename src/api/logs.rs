@@ -11,6 +11,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::KEEP_ALIVE;
 use super::extract::{ApiPath, ApiQuery};
+use super::params::UnitPath;
 use crate::error::{AppResult, Problem};
 use crate::logs::{LogQuery, UnitsParam, format_line};
 use crate::state::AppState;
@@ -18,11 +19,16 @@ use crate::systemd::journal::{LogEntry, StreamItem};
 
 /// A unit's journal entries, oldest first.
 #[utoipa::path(get, path = "/api/v1/units/{name}/logs", tag = "logs",
-    params(("name" = String, Path), LogQuery),
-    responses((status = 200, body = Vec<LogEntry>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    params(UnitPath, LogQuery),
+    responses(
+        (status = 200, description = "oldest first", body = Vec<LogEntry>),
+        (status = 400, description = "not a valid unit name, or a bad filter", body = Problem),
+        (status = 404, description = "no such unit", body = Problem),
+        (status = 503, description = "systemd is unreachable", body = Problem)
+    ))]
 pub async fn logs(
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(UnitPath { name }): ApiPath<UnitPath>,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> AppResult<Json<Vec<LogEntry>>> {
     Ok(Json(state.read_logs(&[&name], &q, 200).await?))
@@ -32,7 +38,12 @@ pub async fn logs(
 /// names its `unit`.
 #[utoipa::path(get, path = "/api/v1/logs", tag = "logs",
     params(UnitsParam, LogQuery),
-    responses((status = 200, body = Vec<LogEntry>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses(
+        (status = 200, description = "oldest first", body = Vec<LogEntry>),
+        (status = 400, description = "no units, too many, a name that is not valid, or a bad filter", body = Problem),
+        (status = 404, description = "no such unit", body = Problem),
+        (status = 503, description = "systemd is unreachable", body = Problem)
+    ))]
 pub async fn merged_logs(
     State(state): State<AppState>,
     ApiQuery(units): ApiQuery<UnitsParam>,
@@ -57,24 +68,30 @@ where
     response
 }
 
+/// The `Last-Event-ID` header; one that is not text still counts (and is refused as a
+/// cursor), rather than passing for no header.
 pub fn last_event_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
 /// Backlog (`lines`, default 100) then live entries as `event: entry`, `id: <cursor>`.
 /// `event: skipped` with `{"skipped": N}` tells a slow client it fell behind; the
 /// entries are then re-read, so none is lost.
 #[utoipa::path(get, path = "/api/v1/units/{name}/logs/stream", tag = "logs",
-    params(("name" = String, Path), LogQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "resume right after this cursor")),
-    responses((status = 200, content_type = "text/event-stream", description = "event: entry / id: cursor / data: log entry"),
-        (status = 400, body = Problem), (status = 404, body = Problem)))]
+    params(UnitPath, LogQuery,
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, description = "resume right after this cursor",
+            pattern = "^(s=[0-9a-fA-F]{32};i=[0-9a-fA-F]{1,16};b=[0-9a-fA-F]{32};m=[0-9a-fA-F]{1,16};t=[0-9a-fA-F]{1,16};x=[0-9a-fA-F]{1,16})?$")),
+    responses(
+        (status = 200, content_type = "text/event-stream", description = "event: entry / id: cursor / data: log entry"),
+        (status = 400, description = "not a valid unit name, or a bad filter", body = Problem),
+        (status = 404, description = "no such unit", body = Problem),
+        (status = 503, description = "systemd is unreachable", body = Problem)
+    ))]
 pub async fn stream(
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(UnitPath { name }): ApiPath<UnitPath>,
     ApiQuery(q): ApiQuery<LogQuery>,
     headers: HeaderMap,
 ) -> AppResult<Response> {
@@ -87,9 +104,14 @@ pub async fn stream(
 /// The merged live view of several units, as `/api/v1/units/{name}/logs/stream` is of one.
 #[utoipa::path(get, path = "/api/v1/logs/stream", tag = "logs",
     params(UnitsParam, LogQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "resume right after this cursor")),
-    responses((status = 200, content_type = "text/event-stream", description = "event: entry / id: cursor / data: log entry"),
-        (status = 400, body = Problem), (status = 404, body = Problem)))]
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, description = "resume right after this cursor",
+            pattern = "^(s=[0-9a-fA-F]{32};i=[0-9a-fA-F]{1,16};b=[0-9a-fA-F]{32};m=[0-9a-fA-F]{1,16};t=[0-9a-fA-F]{1,16};x=[0-9a-fA-F]{1,16})?$")),
+    responses(
+        (status = 200, content_type = "text/event-stream", description = "event: entry / id: cursor / data: log entry"),
+        (status = 400, description = "no units, too many, a name that is not valid, or a bad filter", body = Problem),
+        (status = 404, description = "no such unit", body = Problem),
+        (status = 503, description = "systemd is unreachable", body = Problem)
+    ))]
 pub async fn merged_stream(
     State(state): State<AppState>,
     ApiQuery(units): ApiQuery<UnitsParam>,
@@ -119,12 +141,16 @@ fn entry_events(items: impl Stream<Item = StreamItem> + Send + 'static) -> Respo
 
 /// The entries as a text file, one line each: time, priority, identifier[pid]: message.
 #[utoipa::path(get, path = "/api/v1/units/{name}/logs/download", tag = "logs",
-    params(("name" = String, Path), LogQuery),
-    responses((status = 200, content_type = "text/plain", description = "attachment"),
-        (status = 400, body = Problem), (status = 404, body = Problem)))]
+    params(UnitPath, LogQuery),
+    responses(
+        (status = 200, content_type = "text/plain", description = "attachment"),
+        (status = 400, description = "not a valid unit name, or a bad filter", body = Problem),
+        (status = 404, description = "no such unit", body = Problem),
+        (status = 503, description = "systemd is unreachable", body = Problem)
+    ))]
 pub async fn download(
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(UnitPath { name }): ApiPath<UnitPath>,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> AppResult<Response> {
     let entries = state.read_logs(&[&name], &q, 1000).await?;
@@ -157,4 +183,28 @@ pub async fn download(
         text,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::systemd::journal::CURSOR_PATTERN;
+
+    /// The document's cursor patterns are the one `validate_cursor` is checked against.
+    #[test]
+    fn documented_cursors_are_the_checked_ones() {
+        let (_, openapi) = super::super::router();
+        let doc = serde_json::to_value(openapi).unwrap();
+        let expected = format!("^({CURSOR_PATTERN})?$");
+        let mut seen = 0;
+        for path in ["", "/stream", "/download"] {
+            let op = &doc["paths"][format!("/api/v1/units/{{name}}/logs{path}")]["get"];
+            for p in op["parameters"].as_array().unwrap() {
+                if p["name"] == "after" || p["name"] == "Last-Event-ID" {
+                    assert_eq!(p["schema"]["pattern"], expected, "{path} {}", p["name"]);
+                    seen += 1;
+                }
+            }
+        }
+        assert_eq!(seen, 4);
+    }
 }

@@ -4,9 +4,11 @@
 mod access;
 mod events;
 pub mod logs;
+mod params;
 pub use events::{KEEP_ALIVE, async_stream};
 pub mod extract;
 pub mod ports;
+mod problems;
 mod unit_files;
 mod units;
 
@@ -58,7 +60,7 @@ impl Modify for Security {
 /// The API routes and the OpenAPI document describing them, built together so
 /// the document cannot miss a route.
 pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(access::create_session, access::delete_session))
         .routes(routes!(access::create_token, access::list_tokens))
@@ -83,7 +85,9 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(logs::download))
         .routes(routes!(logs::merged_logs))
         .routes(routes!(logs::merged_stream))
-        .split_for_parts()
+        .split_for_parts();
+    problems::document(&mut openapi);
+    (router, openapi)
 }
 
 #[derive(Serialize, ToSchema)]

@@ -20,7 +20,7 @@ pub fn request_host(headers: &HeaderMap) -> String {
 
 /// Every watched port (UNITDECK_PORTS) and every other TCP port a service listens on.
 #[utoipa::path(get, path = "/api/v1/ports", tag = "ports",
-    responses((status = 200, body = Vec<PortInfo>)))]
+    responses((status = 200, description = "by port number", body = Vec<PortInfo>)))]
 pub async fn ports(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -30,7 +30,7 @@ pub async fn ports(
 
 /// Health checks of managed units and their last results.
 #[utoipa::path(get, path = "/api/v1/health-checks", tag = "ports",
-    responses((status = 200, body = Vec<HealthCheckInfo>)))]
+    responses((status = 200, description = "one per managed unit with a health check", body = Vec<HealthCheckInfo>)))]
 pub async fn health_checks(State(state): State<AppState>) -> Json<Vec<HealthCheckInfo>> {
     Json(state.health.list())
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::extract::{ApiJson, ApiPath};
+use super::params::UnitFilePath;
 use crate::auth::Principal;
 use crate::error::{AppResult, Problem};
 use crate::state::AppState;
@@ -21,9 +22,7 @@ use crate::unitfile::{Applied, Preview, UnitFileDetail, UnitFileInfo, UnitSpec};
 #[utoipa::path(post, path = "/api/v1/unit-files/preview", tag = "unit-files",
     request_body = UnitSpec,
     responses(
-        (status = 200, body = Preview),
-        (status = 400, description = "not JSON", body = Problem),
-        (status = 413, description = "body over 64 KiB", body = Problem),
+        (status = 200, description = "the files and what systemd says of them", body = Preview),
         (status = 422, description = "one error per invalid field", body = Problem)
     ))]
 pub async fn preview(
@@ -39,12 +38,10 @@ pub async fn preview(
 #[utoipa::path(post, path = "/api/v1/unit-files", tag = "unit-files",
     request_body = UnitSpec,
     responses(
-        (status = 201, body = Applied),
-        (status = 400, body = Problem),
+        (status = 201, description = "written, reloaded, enabled and started as asked", body = Applied),
         (status = 409, description = "a unit of that name exists and unitdeck did not create it", body = Problem),
-        (status = 413, body = Problem),
         (status = 422, description = "one error per invalid field; nothing written", body = Problem),
-        (status = 503, body = Problem)
+        (status = 503, description = "systemd is unreachable", body = Problem)
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -57,22 +54,22 @@ pub async fn create(
 
 /// The unit files unitdeck created.
 #[utoipa::path(get, path = "/api/v1/unit-files", tag = "unit-files",
-    responses((status = 200, body = Vec<UnitFileInfo>)))]
+    responses((status = 200, description = "newest change first", body = Vec<UnitFileInfo>)))]
 pub async fn list(State(state): State<AppState>) -> AppResult<Json<Vec<UnitFileInfo>>> {
     Ok(Json(state.list_unit_files().await?))
 }
 
 /// One unit file: its current spec and files, and its revisions (newest first).
 #[utoipa::path(get, path = "/api/v1/unit-files/{name}", tag = "unit-files",
-    params(("name" = String, Path, description = "base name (shop-api) or file name (shop-api.service, nightly.timer)")),
+    params(UnitFilePath),
     responses(
-        (status = 200, body = UnitFileDetail),
-        (status = 400, body = Problem),
+        (status = 200, description = "the unit file", body = UnitFileDetail),
+        (status = 400, description = "not a unit file name", body = Problem),
         (status = 404, description = "unitdeck created no such unit file", body = Problem)
     ))]
 pub async fn get(
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(UnitFilePath { name }): ApiPath<UnitFilePath>,
 ) -> AppResult<Json<UnitFileDetail>> {
     Ok(Json(state.unit_file(&name).await?))
 }
@@ -81,20 +78,20 @@ pub async fn get(
 /// restarted if it was running (started if `start` and it was not), enabled or disabled
 /// as `enable` says. `spec.name` must be the unit in the URL.
 #[utoipa::path(put, path = "/api/v1/unit-files/{name}", tag = "unit-files",
-    params(("name" = String, Path, description = "base name (shop-api) or file name (shop-api.service, nightly.timer)")),
+    params(UnitFilePath),
     request_body = UnitSpec,
     responses(
-        (status = 200, body = Applied),
-        (status = 400, body = Problem),
-        (status = 404, body = Problem),
+        (status = 200, description = "the new revision, applied", body = Applied),
+        (status = 400, description = "not a unit file name, or a body that is not JSON", body = Problem),
+        (status = 404, description = "unitdeck created no such unit file", body = Problem),
         (status = 409, description = "the unit was not created by unitdeck", body = Problem),
-        (status = 413, body = Problem),
-        (status = 422, body = Problem)
+        (status = 422, description = "one error per invalid field; nothing written", body = Problem),
+        (status = 503, description = "systemd is unreachable", body = Problem)
     ))]
 pub async fn update(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(UnitFilePath { name }): ApiPath<UnitFilePath>,
     ApiJson(spec): ApiJson<UnitSpec>,
 ) -> AppResult<Json<Applied>> {
     Ok(Json(state.update_unit_file(&principal, &name, spec).await?))
@@ -109,18 +106,20 @@ pub struct RollbackRequest {
 
 /// Roll back: a new revision whose spec equals revision N's, applied like an update.
 #[utoipa::path(post, path = "/api/v1/unit-files/{name}/rollback", tag = "unit-files",
-    params(("name" = String, Path, description = "base name (shop-api) or file name (shop-api.service, nightly.timer)")),
+    params(UnitFilePath),
     request_body = RollbackRequest,
     responses(
-        (status = 200, body = Applied),
-        (status = 404, body = Problem),
-        (status = 409, body = Problem),
-        (status = 422, description = "no such revision, or its spec no longer passes the checks", body = Problem)
+        (status = 200, description = "the new revision, applied", body = Applied),
+        (status = 400, description = "not a unit file name, or a body that is not JSON", body = Problem),
+        (status = 404, description = "unitdeck created no such unit file", body = Problem),
+        (status = 409, description = "the unit was not created by unitdeck", body = Problem),
+        (status = 422, description = "no such revision, or its spec no longer passes the checks", body = Problem),
+        (status = 503, description = "systemd is unreachable", body = Problem)
     ))]
 pub async fn rollback(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(UnitFilePath { name }): ApiPath<UnitFilePath>,
     ApiJson(body): ApiJson<RollbackRequest>,
 ) -> AppResult<Json<Applied>> {
     Ok(Json(
@@ -133,17 +132,18 @@ pub async fn rollback(
 /// Delete a unit file: stop and disable the unit, remove its files, reload systemd. Its
 /// revisions go too (the audit log keeps the last spec).
 #[utoipa::path(delete, path = "/api/v1/unit-files/{name}", tag = "unit-files",
-    params(("name" = String, Path, description = "base name (shop-api) or file name (shop-api.service, nightly.timer)")),
+    params(UnitFilePath),
     responses(
-        (status = 204),
-        (status = 400, body = Problem),
-        (status = 404, body = Problem),
-        (status = 409, description = "the unit was not created by unitdeck", body = Problem)
+        (status = 204, description = "stopped, disabled and removed"),
+        (status = 400, description = "not a unit file name", body = Problem),
+        (status = 404, description = "unitdeck created no such unit file", body = Problem),
+        (status = 409, description = "the unit was not created by unitdeck", body = Problem),
+        (status = 503, description = "systemd is unreachable", body = Problem)
     ))]
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(UnitFilePath { name }): ApiPath<UnitFilePath>,
 ) -> AppResult<StatusCode> {
     state.delete_unit_file(&principal, &name).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -4,11 +4,14 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use utoipa::IntoParams;
+use utoipa::openapi::{Object, ObjectBuilder, Type};
 
 use super::extract::{ApiPath, ApiQuery};
+use super::params::{UnitActionPath, UnitPath};
 use crate::auth::Principal;
 use crate::error::{AppResult, Problem};
 use crate::state::AppState;
+use crate::systemd::names::UNIT_TYPES;
 use crate::systemd::{ActionOutcome, UnitDetail, UnitSummary};
 use crate::units::unit_filter;
 
@@ -17,7 +20,7 @@ use crate::units::unit_filter;
 pub struct UnitsQuery {
     /// A unit type (service, timer, socket, ...) or `all`; default `service`.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", schema_with = unit_type)]
     unit_type: Option<String>,
     /// Matches the active, sub, load or unit-file state (e.g. `failed`, `running`, `enabled`).
     state: Option<String>,
@@ -25,10 +28,24 @@ pub struct UnitsQuery {
     q: Option<String>,
 }
 
+fn unit_type() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(
+            std::iter::once("all").chain(UNIT_TYPES.iter().copied()),
+        ))
+        .default(Some("service".into()))
+        .build()
+}
+
 /// List units from the live cache.
 #[utoipa::path(get, path = "/api/v1/units", tag = "units",
     params(UnitsQuery),
-    responses((status = 200, body = Vec<UnitSummary>), (status = 400, body = Problem), (status = 503, body = Problem)))]
+    responses(
+        (status = 200, description = "the matching units", body = Vec<UnitSummary>),
+        (status = 400, description = "an unknown unit type", body = Problem),
+        (status = 503, description = "systemd has not answered since unitdeck started", body = Problem)
+    ))]
 pub async fn list_units(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<UnitsQuery>,
@@ -43,11 +60,16 @@ pub async fn list_units(
 
 /// One unit with its relationships, commands, ports and timer.
 #[utoipa::path(get, path = "/api/v1/units/{name}", tag = "units",
-    params(("name" = String, Path, description = "full unit name, e.g. dbus.service")),
-    responses((status = 200, body = UnitDetail), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    params(UnitPath),
+    responses(
+        (status = 200, description = "the unit", body = UnitDetail),
+        (status = 400, description = "not a valid unit name", body = Problem),
+        (status = 404, description = "no such unit", body = Problem),
+        (status = 503, description = "systemd is unreachable", body = Problem)
+    ))]
 pub async fn get_unit(
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(UnitPath { name }): ApiPath<UnitPath>,
 ) -> AppResult<Json<UnitDetail>> {
     Ok(Json(state.unit_detail(&name).await?))
 }
@@ -61,21 +83,18 @@ pub struct ActionQuery {
 
 /// Start, stop, restart, reload, enable, disable or reset-failed a unit.
 #[utoipa::path(post, path = "/api/v1/units/{name}/{action}", tag = "units",
-    params(
-        ("name" = String, Path),
-        ("action" = String, Path, description = "start | stop | restart | reload | enable | disable | reset-failed"),
-        ActionQuery
-    ),
+    params(UnitActionPath, ActionQuery),
     responses(
-        (status = 200, body = ActionOutcome),
-        (status = 400, body = Problem),
+        (status = 200, description = "the job and the unit afterwards", body = ActionOutcome),
+        (status = 400, description = "not a valid unit name", body = Problem),
         (status = 404, description = "unknown unit or action", body = Problem),
-        (status = 409, description = "the unit is protected, or systemd refused", body = Problem)
+        (status = 409, description = "the unit is protected, or systemd refused", body = Problem),
+        (status = 503, description = "systemd is unreachable", body = Problem)
     ))]
 pub async fn unit_action(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((name, action)): ApiPath<(String, String)>,
+    ApiPath(UnitActionPath { name, action }): ApiPath<UnitActionPath>,
     ApiQuery(query): ApiQuery<ActionQuery>,
 ) -> AppResult<Json<ActionOutcome>> {
     let wait = query.wait.unwrap_or(true);

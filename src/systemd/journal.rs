@@ -107,17 +107,50 @@ const JOURNALCTL: &str = "journalctl";
 const OUTPUT_FIELDS: &str = "--output-fields=MESSAGE,PRIORITY,SYSLOG_IDENTIFIER,_PID,_COMM,\
 _SYSTEMD_INVOCATION_ID,INVOCATION_ID,UNIT,_SYSTEMD_UNIT,__CURSOR,__REALTIME_TIMESTAMP";
 
-/// Is this acceptable as a journal cursor (`after=`, `Last-Event-ID`)? Printable ASCII
-/// without spaces, 1..=512 bytes. journalctl still rejects cursors it cannot parse.
+/// Is this a journal cursor (`after=`, `Last-Event-ID`) as journald writes them,
+/// `s=<32 hex>;i=<hex>;b=<32 hex>;m=<hex>;t=<hex>;x=<hex>` ([`CURSOR_PATTERN`])?
+/// journalctl refuses other strings ("Failed to seek to cursor"), and seeks to the
+/// nearest entry for well-formed ones that name none.
 pub fn validate_cursor(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 512 && s.bytes().all(|b| b.is_ascii_graphic())
+    let fields = s.split(';').collect::<Vec<_>>();
+    fields.len() == CURSOR_FIELDS.len()
+        && fields
+            .iter()
+            .zip(CURSOR_FIELDS)
+            .all(|(field, (key, digits))| {
+                field
+                    .strip_prefix(key)
+                    .and_then(|f| f.strip_prefix('='))
+                    .is_some_and(|hex| {
+                        digits.contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                    })
+            })
 }
+
+/// The fields of a cursor, in journald's order, and how many hex digits each has.
+const CURSOR_FIELDS: [(&str, std::ops::RangeInclusive<usize>); 6] = [
+    ("s", 32..=32),
+    ("i", 1..=16),
+    ("b", 32..=32),
+    ("m", 1..=16),
+    ("t", 1..=16),
+    ("x", 1..=16),
+];
+
+/// [`validate_cursor`] as a regular expression, for the OpenAPI document.
+pub const CURSOR_PATTERN: &str = "s=[0-9a-fA-F]{32};i=[0-9a-fA-F]{1,16};b=[0-9a-fA-F]{32};\
+    m=[0-9a-fA-F]{1,16};t=[0-9a-fA-F]{1,16};x=[0-9a-fA-F]{1,16}";
 
 fn check_filter(filter: &LogFilter) -> Result<(), JournalError> {
     let bad = |what: &str| Err(JournalError::Failed(format!("invalid {what}")));
-    let bad_unit =
-        |u: &String| u.is_empty() || u.starts_with('-') || u.chars().any(char::is_control);
-    if filter.units.is_empty() || filter.units.iter().any(bad_unit) {
+    // Full unit names, `-.slice` (the root slice) included: each goes in as
+    // `--unit=NAME`, so a leading `-` is no option.
+    if filter.units.is_empty()
+        || !filter
+            .units
+            .iter()
+            .all(|u| super::names::is_valid_unit_name(u))
+    {
         return bad("unit name");
     }
     if filter.priority.is_some_and(|p| p > 7) {
@@ -1196,12 +1229,24 @@ mod tests {
     #[test]
     fn cursor_validation() {
         assert!(validate_cursor(CURSOR));
-        assert!(!validate_cursor(""));
-        assert!(!validate_cursor("s=1; i=2"));
-        assert!(!validate_cursor("s=1\ni=2"));
-        assert!(!validate_cursor("s=é"));
-        assert!(!validate_cursor(&"a".repeat(513)));
-        assert!(validate_cursor(&"a".repeat(512)));
+        let pattern = regex::Regex::new(&format!("^{CURSOR_PATTERN}$")).unwrap();
+        assert!(pattern.is_match(CURSOR));
+        for bad in [
+            "",
+            "s=1; i=2",
+            "s=1\ni=2",
+            "s=é",
+            "network.target",
+            &"a".repeat(512),
+            &CURSOR.replace(";i=ca;", ";i=;"),
+            &CURSOR.replace(";i=ca;", ";i=10000000000000000;"),
+            &CURSOR.replace(";x=", ";y="),
+            &format!("{CURSOR};"),
+            &CURSOR.replace("s=7ae8", "s=7ae"),
+        ] {
+            assert!(!validate_cursor(bad), "{bad:?}");
+            assert!(!pattern.is_match(bad), "{bad:?}");
+        }
     }
 
     fn filter() -> LogFilter {
@@ -1274,6 +1319,13 @@ mod tests {
     #[test]
     fn filters_are_checked() {
         assert!(check_filter(&filter()).is_ok());
+        assert!(
+            check_filter(&LogFilter {
+                units: vec!["-.slice".into()],
+                ..filter()
+            })
+            .is_ok()
+        );
         assert!(
             check_filter(&LogFilter {
                 priority: Some(8),

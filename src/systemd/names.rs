@@ -15,14 +15,20 @@ pub const UNIT_TYPES: &[&str] = &[
     "scope",
 ];
 
+/// Unit types that have templates and instances (systemd's `unit_type_may_template`).
+pub const TEMPLATE_TYPES: &[&str] = &["service", "socket", "target", "timer", "path"];
+
 /// The longest unit name systemd accepts (UNIT_NAME_MAX - 1).
-const MAX_LEN: usize = 255;
+pub const MAX_UNIT_NAME_LEN: usize = 255;
 
 /// True for a full unit name such as `dbus.service`, `getty@tty1.service` or
 /// `sys-kernel-debug.mount`: systemd's character set (`[A-Za-z0-9:_.\-@\\]`),
-/// one known type suffix, at most one `@`, at most 255 bytes.
+/// one known type suffix, at most 255 bytes, and at most one `@`, followed by an
+/// instance, in a type that has templates. A template (`getty@.service`) or an
+/// instance of a type without them (`a@b.mount`) names no unit: systemd's LoadUnit
+/// refuses them.
 pub fn is_valid_unit_name(name: &str) -> bool {
-    if name.is_empty() || name.len() > MAX_LEN {
+    if name.is_empty() || name.len() > MAX_UNIT_NAME_LEN {
         return false;
     }
     let Some((prefix, suffix)) = name.rsplit_once('.') else {
@@ -34,11 +40,24 @@ pub fn is_valid_unit_name(name: &str) -> bool {
     let valid_chars = prefix.bytes().all(|b| {
         b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-' | b'\\' | b'@')
     });
-    if !valid_chars || prefix.starts_with('.') || prefix.matches('@').count() > 1 {
+    if !valid_chars || prefix.starts_with(['.', '@']) || prefix.matches('@').count() > 1 {
         return false;
     }
-    // `foo@` alone is a template: it names no unit that can run.
-    !prefix.starts_with('@')
+    match prefix.split_once('@') {
+        None => true,
+        Some((_, instance)) => !instance.is_empty() && TEMPLATE_TYPES.contains(&suffix),
+    }
+}
+
+/// [`is_valid_unit_name`] as a regular expression, for the OpenAPI document (the length
+/// limit is its `maxLength`, [`MAX_UNIT_NAME_LEN`]).
+pub fn unit_name_pattern() -> String {
+    const CHARS: &str = r"A-Za-z0-9:_\-\\";
+    format!(
+        r"^[{CHARS}][{CHARS}.]*(\.({})|@[{CHARS}.]+\.({}))$",
+        UNIT_TYPES.join("|"),
+        TEMPLATE_TYPES.join("|")
+    )
 }
 
 /// The type of a unit (`service` for `dbus.service`).
@@ -119,9 +138,46 @@ mod tests {
             "@x.service",
             ".hidden.service",
             "foo.service\0",
+            "getty@.service",
+            "a@b.automount",
+            "a@b.mount",
             &format!("{}.service", "a".repeat(250)),
         ] {
             assert!(!is_valid_unit_name(name), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn the_pattern_agrees_with_the_check() {
+        let pattern = regex::Regex::new(&unit_name_pattern()).unwrap();
+        for name in [
+            "dbus.service",
+            "getty@tty1.service",
+            "getty@.service",
+            "a@b.mount",
+            "a@b.c.timer",
+            "systemd-fsck@dev-disk-by\\x2duuid-1234.service",
+            "-.slice",
+            "a.b.c.mount",
+            "a:b_c.d-e.timer",
+            "x.service.service",
+            "",
+            "dbus",
+            ".service",
+            "foo.exe",
+            "a/b.service",
+            "a b.service",
+            "a@b@c.service",
+            "@x.service",
+            ".hidden.service",
+            "é.service",
+            "a.service\n",
+        ] {
+            assert_eq!(
+                pattern.is_match(name) && name.len() <= MAX_UNIT_NAME_LEN,
+                is_valid_unit_name(name),
+                "{name:?}"
+            );
         }
     }
 

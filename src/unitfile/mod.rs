@@ -32,7 +32,7 @@ pub mod validate;
 pub use install::VerifyReport;
 pub use ops::{
     Applied, Preview, RevisionInfo, UnitFileDetail, UnitFileInfo, base_name, load_managed,
-    reconcile_on_start,
+    reconcile_on_start, unit_file_name_pattern,
 };
 pub use render::{MANAGED_HEADER, is_managed, render};
 pub use spec::{HealthSpec, RestartPolicy, UnitKind, UnitSpec};

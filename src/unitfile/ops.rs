@@ -117,6 +117,14 @@ struct Current {
     files: BTreeMap<String, String>,
 }
 
+/// What [`base_name`] accepts, as a regular expression for the OpenAPI document.
+pub fn unit_file_name_pattern() -> String {
+    format!(
+        r"^[A-Za-z0-9:_][A-Za-z0-9:_.\-]{{0,{}}}(\.service|\.timer)?$",
+        super::validate::MAX_NAME_LEN - 1
+    )
+}
+
 /// The base name from a route parameter: `shop-api`, `shop-api.service` or
 /// `shop-api.timer` all name the unit file `shop-api`. 400 for anything that cannot be one.
 pub fn base_name(raw: &str) -> AppResult<String> {
@@ -1164,6 +1172,36 @@ mod tests {
                 matches!(base_name(bad), Err(AppError::BadRequest(_))),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_pattern_agrees_with_base_name() {
+        let pattern = regex::Regex::new(&unit_file_name_pattern()).unwrap();
+        let long = "x".repeat(super::super::validate::MAX_NAME_LEN);
+        for raw in [
+            "shop-api",
+            "shop-api.service",
+            "nightly.timer",
+            "my.app",
+            "dbus.socket",
+            "a.timer.service",
+            "9",
+            long.as_str(),
+            &format!("{long}.service"),
+            &format!("{long}x"),
+            &format!("{long}x.timer"),
+            "",
+            ".service",
+            "../x",
+            "a/b",
+            "a b",
+            ".hidden",
+            "-x",
+            "a@b.service",
+            "a\nb",
+        ] {
+            assert_eq!(pattern.is_match(raw), base_name(raw).is_ok(), "{raw:?}");
         }
     }
 }
