@@ -163,6 +163,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let state = build_state(config).await?;
     health::spawn(state.clone());
+    // The first port scan walks every process's fd table (~30 ms at 1,000 listeners);
+    // do it now so the first page that shows ports gets the remembered, cheap one.
+    let warm = state.clone();
+    tokio::spawn(async move {
+        let _ = warm.listeners().await;
+    });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
