@@ -230,65 +230,17 @@ fn double_quote(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::spec::examples::{self, service};
     use super::super::spec::{HealthSpec, RestartPolicy};
     use super::super::validate::validate;
     use super::*;
 
-    fn service() -> UnitSpec {
-        UnitSpec {
-            name: "shop-api".into(),
-            kind: UnitKind::Service,
-            description: "Shop API (dev)".into(),
-            exec_start: vec![
-                "/usr/bin/node".into(),
-                "server.js".into(),
-                "--port".into(),
-                "8036".into(),
-            ],
-            working_directory: Some("/home/dev/repos/shop".into()),
-            user: Some("dev".into()),
-            group: None,
-            environment: BTreeMap::from([("NODE_ENV".into(), "development".into())]),
-            after: vec!["network.target".into()],
-            requires: vec![],
-            wants: vec![],
-            restart: Some(RestartPolicy::OnFailure),
-            restart_sec: Some(2),
-            port: Some(8036),
-            health: Some(HealthSpec {
-                http: Some("http://127.0.0.1:8036/health".into()),
-                tcp: None,
-                interval_s: 10,
-                timeout_s: 2,
-                failures: 3,
-                restart: true,
-            }),
-            schedule: None,
-            enable: true,
-            start: true,
-        }
-    }
-
+    /// The example job, with a `%` to escape and a dependency.
     fn job() -> UnitSpec {
         UnitSpec {
-            name: "nightly-backup".into(),
-            kind: UnitKind::Job,
             description: "Nightly backup (100%)".into(),
-            exec_start: vec!["/usr/local/bin/backup".into(), "--all".into()],
-            working_directory: None,
-            user: None,
-            group: None,
-            environment: BTreeMap::new(),
-            after: vec![],
-            requires: vec![],
             wants: vec!["network-online.target".into()],
-            restart: None,
-            restart_sec: None,
-            port: None,
-            health: None,
-            schedule: Some("*-*-* 03:00:00".into()),
-            enable: true,
-            start: true,
+            ..examples::job()
         }
     }
 

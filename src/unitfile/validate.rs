@@ -519,69 +519,8 @@ fn show_char(c: char) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::unitfile::spec::examples::{health_http, job, service};
     use std::collections::BTreeMap;
-
-    fn service() -> UnitSpec {
-        UnitSpec {
-            name: "shop-api".into(),
-            kind: UnitKind::Service,
-            description: "Shop API (dev)".into(),
-            exec_start: vec![
-                "/usr/bin/node".into(),
-                "server.js".into(),
-                "--port".into(),
-                "8036".into(),
-            ],
-            working_directory: Some("/home/dev/repos/shop".into()),
-            user: Some("dev".into()),
-            group: None,
-            environment: BTreeMap::from([("NODE_ENV".into(), "development".into())]),
-            after: vec!["network.target".into()],
-            requires: vec![],
-            wants: vec![],
-            restart: Some(RestartPolicy::OnFailure),
-            restart_sec: Some(2),
-            port: Some(8036),
-            health: Some(health_http("http://127.0.0.1:8036/health")),
-            schedule: None,
-            enable: true,
-            start: true,
-        }
-    }
-
-    fn job() -> UnitSpec {
-        UnitSpec {
-            name: "nightly-backup".into(),
-            kind: UnitKind::Job,
-            description: "Nightly backup".into(),
-            exec_start: vec!["/usr/local/bin/backup".into(), "--all".into()],
-            working_directory: None,
-            user: None,
-            group: None,
-            environment: BTreeMap::new(),
-            after: vec![],
-            requires: vec![],
-            wants: vec![],
-            restart: None,
-            restart_sec: None,
-            port: None,
-            health: None,
-            schedule: Some("*-*-* 03:00:00".into()),
-            enable: true,
-            start: true,
-        }
-    }
-
-    fn health_http(url: &str) -> HealthSpec {
-        HealthSpec {
-            http: Some(url.into()),
-            tcp: None,
-            interval_s: 10,
-            timeout_s: 2,
-            failures: 3,
-            restart: true,
-        }
-    }
 
     /// The fields that have errors, in order.
     fn bad_fields(spec: &UnitSpec) -> Vec<String> {
