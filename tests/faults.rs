@@ -361,28 +361,26 @@ async fn assert_recovered(sb: &Sandbox, v: &Viewers, fault_started: Instant, fau
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dbus_restart_with_viewers_connected() {
-    let sb = Sandbox::start();
-    let viewers = connect_viewers(&sb).await;
-    for round in 0..rounds(1, 3) {
-        let started = Instant::now();
-        sb.sh("systemctl restart dbus.service");
-        let done = Instant::now();
-        eprintln!("round {round}: dbus restarted in {:?}", done - started);
-        assert_recovered(&sb, &viewers, started, done).await;
-    }
+    survive_with_viewers("systemctl restart dbus.service", "dbus restarted").await;
 }
 
 // --- 2. systemd re-executed -----------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
 async fn daemon_reexec_with_viewers_connected() {
+    survive_with_viewers("systemctl daemon-reexec", "systemd re-executed").await;
+}
+
+/// Runs `command` (1 round, 3 with the long tests) while an events and a log viewer are
+/// connected, and checks unitdeck recovers after each.
+async fn survive_with_viewers(command: &str, what: &str) {
     let sb = Sandbox::start();
     let viewers = connect_viewers(&sb).await;
     for round in 0..rounds(1, 3) {
         let started = Instant::now();
-        sb.sh("systemctl daemon-reexec");
+        sb.sh(command);
         let done = Instant::now();
-        eprintln!("round {round}: systemd re-executed in {:?}", done - started);
+        eprintln!("round {round}: {what} in {:?}", done - started);
         assert_recovered(&sb, &viewers, started, done).await;
     }
 }
