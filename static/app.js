@@ -83,6 +83,18 @@ on('htmx:sseClose', e => { bad.delete(e.target); banner(); });
 W.addEventListener('offline', () => { off = true; banner(); });
 W.addEventListener('online', () => { off = false; banner(); if (!bad.size) resync(); });
 
+// A reload of the rows ([data-reload]) answers with them as they were when it was asked
+// for: a live update arriving meanwhile would be swapped over by that older answer, so
+// reload once more after it.
+let reloading = 0, stale = false;
+on('htmx:beforeRequest', e => { if (e.detail.elt.matches?.('[data-reload]')) { reloading++; stale = false; } });
+on('htmx:sseMessage', e => { if (reloading && /^(u:|unit-new$)/.test(e.detail.type)) stale = true; });
+on('htmx:afterRequest', e => {
+  if (!e.detail.elt.matches?.('[data-reload]')) return;
+  reloading = Math.max(0, reloading - 1);
+  if (!reloading && stale) { stale = false; resync(); }
+});
+
 // client-side filter of .unit-row, kept in ?q=&state=
 const P = new URLSearchParams(location.search);
 let fq = P.get('q') || '', fs = P.get('state') || '';
