@@ -89,7 +89,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Right after start, requests wait (at most 10 s) for the first full unit list rather
-/// than see a half-filled one; `/healthz` answers at once, it says whether systemd does.
+/// than a 503; `/healthz` answers at once (503 until then).
 async fn wait_for_units(
     State(state): State<AppState>,
     request: Request,

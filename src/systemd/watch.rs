@@ -496,13 +496,15 @@ impl Systemd {
         let _forwarders = self.forward_signals(&bus, tx).await?;
         bus.manager().subscribe().await?;
         *self.inner.bus.write().unwrap() = Some(bus.clone());
-        // systemd answers: /healthz may say so while the cache fills (other requests
-        // wait for `filled`).
+        // Connected (and /healthz 200) only once the cache matches this connection:
+        // callers rely on a healthy unitdeck listing every unit. (Saying so before the
+        // fill got /healthz to 28 ms after start, but a list right after a dbus restart
+        // then missed units.)
+        self.resync(&bus).await?;
         let state = bus.system_state().await?;
         *self.inner.system_state.write().unwrap() = Some((Instant::now(), state));
         self.inner.connected.store(true, Ordering::Release);
         *self.inner.last_error.write().unwrap() = None;
-        self.resync(&bus).await?;
         self.inner.filled.send_replace(true);
         tracing::info!(
             units = self.unit_count(),
