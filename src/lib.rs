@@ -89,7 +89,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Right after start, requests wait (at most 10 s) for the first full unit list rather
-/// than a 503; `/healthz` answers at once (503 until then).
+/// than a 503; `/healthz` answers at once (200 once every loaded unit is listed).
 async fn wait_for_units(
     State(state): State<AppState>,
     request: Request,

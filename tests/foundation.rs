@@ -384,6 +384,47 @@ async fn healthz_reports_the_bus_and_recovers() {
     );
 }
 
+/// `/healthz` says 200 as soon as every loaded unit's state is known (one ListUnits);
+/// the details and the unit files that are not loaded come after. Requests made the
+/// moment it is healthy still get the complete list, never the half-filled one.
+#[tokio::test(flavor = "multi_thread")]
+async fn first_answers_after_a_start_are_complete() {
+    let sb = Sandbox::start();
+    sb.add_unit(
+        "idle.service",
+        "[Unit]\nDescription=Idle one\n[Service]\nExecStart=/bin/true\n\
+         [Install]\nWantedBy=multi-user.target\n",
+    );
+    sb.add_unit("busy.service", "[Service]\nExecStart=/bin/sleep infinity\n");
+    sb.sh("systemctl start busy.service");
+    let api = sb.login().await;
+    for round in 0..3 {
+        sb.sh("systemctl restart unitdeck.service");
+        sb.wait_healthy();
+        let units = api.get_json("/api/v1/units").await;
+        let unit = |name: &str| {
+            units
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["name"] == name)
+                .unwrap_or_else(|| panic!("round {round}: {name} not listed"))
+                .clone()
+        };
+        let idle = unit("idle.service");
+        assert_eq!(idle["unit_file_state"], "disabled", "round {round}: {idle}");
+        assert_eq!(idle["description"], "Idle one", "round {round}: {idle}");
+        let busy = unit("busy.service");
+        assert_eq!(busy["active_state"], "active", "round {round}: {busy}");
+        assert!(
+            busy["main_pid"].as_u64().unwrap() > 1,
+            "round {round}: {busy}"
+        );
+        assert!(busy["active_since"].is_string(), "round {round}: {busy}");
+        assert_eq!(unit("dbus.service")["protected"], true, "round {round}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dashboard_and_unit_page_render_real_units() {
     let sb = Sandbox::start();

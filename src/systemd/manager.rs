@@ -17,6 +17,11 @@ use super::props::{PropertyMap, Stamp};
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";
 const UNIT_INTERFACE: &str = "org.freedesktop.systemd1.Unit";
+/// What a summary reads from a service's interface.
+pub const SERVICE_FIELDS: &[&str] = &["MainPID", "NRestarts", "MemoryCurrent", "CPUUsageNSec"];
+/// The same for a service without processes: systemd has no pid, memory or CPU figure
+/// for it, so a fresh record leaves them unset (a third of the calls of a first fill).
+pub const IDLE_SERVICE_FIELDS: &[&str] = &["NRestarts"];
 /// How long an action waits for its job before answering `timeout`.
 pub const JOB_WAIT: Duration = Duration::from_secs(30);
 
@@ -124,14 +129,20 @@ pub struct Bus {
     manager: ManagerProxy<'static>,
 }
 
-/// A row of ListUnits: name, description, load, active, sub state.
-pub struct ListedUnit {
-    pub name: String,
-    pub description: String,
-    pub load_state: String,
-    pub active_state: String,
-    pub sub_state: String,
-}
+/// A row of ListUnits: name, description, load, active and sub state, followed by, unit
+/// path, job id, job type, job path.
+type ListUnitsRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    OwnedObjectPath,
+    u32,
+    String,
+    OwnedObjectPath,
+);
 
 impl Bus {
     pub async fn connect(address: &str) -> Result<Self, SystemdError> {
@@ -158,22 +169,38 @@ impl Bus {
         Ok(self.manager.system_state().await?)
     }
 
-    pub async fn list_units(&self) -> Result<Vec<ListedUnit>, SystemdError> {
-        Ok(self
-            .manager
-            .list_units()
-            .await?
-            .into_iter()
-            .map(
-                |(name, description, load_state, active_state, sub_state, ..)| ListedUnit {
-                    name,
-                    description,
-                    load_state,
-                    active_state,
-                    sub_state,
-                },
+    /// Every loaded unit with the fields ListUnits has, as the property map a GetAll
+    /// would give (one decoder for both), stamped with systemd's reply.
+    pub async fn list_units(
+        &self,
+    ) -> Result<(Vec<(String, PropertyMap)>, Option<Stamp>), SystemdError> {
+        let reply = self
+            .conn
+            .call_method(
+                Some(SYSTEMD),
+                "/org/freedesktop/systemd1",
+                Some("org.freedesktop.systemd1.Manager"),
+                "ListUnits",
+                &(),
             )
-            .collect())
+            .await?;
+        let rows = reply.body().deserialize::<Vec<ListUnitsRow>>()?;
+        let units = rows
+            .into_iter()
+            .map(|(name, description, load, active, sub, ..)| {
+                let props = [
+                    ("Description", description),
+                    ("LoadState", load),
+                    ("ActiveState", active),
+                    ("SubState", sub),
+                ]
+                .into_iter()
+                .map(|(key, value)| (key.to_string(), zbus::Str::from(value).into()))
+                .collect();
+                (name, props)
+            })
+            .collect();
+        Ok((units, Stamp::of(&reply)))
     }
 
     /// Unit files systemd knows (name → enablement state), e.g. disabled services
@@ -271,10 +298,11 @@ impl Bus {
         Ok((unit, type_props, stamp))
     }
 
-    /// The few per-service fields a summary needs, without the 250-property GetAll.
-    pub async fn service_fields(&self, path: &str) -> PropertyMap {
+    /// The few per-service fields a summary needs (`keys`: [`SERVICE_FIELDS`] or
+    /// [`IDLE_SERVICE_FIELDS`]), without the 250-property GetAll.
+    pub async fn service_fields(&self, path: &str, keys: &[&str]) -> PropertyMap {
         let mut map = PropertyMap::new();
-        for key in ["MainPID", "NRestarts", "MemoryCurrent", "CPUUsageNSec"] {
+        for key in keys {
             if let Ok(value) = self
                 .get(path, "org.freedesktop.systemd1.Service", key)
                 .await

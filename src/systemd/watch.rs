@@ -1,5 +1,5 @@
-//! The unit cache. At (re)connect: Subscribe, ListUnits (+ unit files not loaded),
-//! one GetAll per unit. Afterwards systemd's signals keep it current:
+//! The unit cache. At (re)connect: Subscribe, ListUnits (every loaded unit's state:
+//! connected from here on), then one GetAll per unit (+ unit files not loaded). Afterwards systemd's signals keep it current:
 //! PropertiesChanged for state, UnitNew/UnitRemoved for the set, Reloading for a
 //! full resync, UnitFilesChanged for enablement. Requests only read the cache.
 //! MemoryCurrent and CPUUsageNSec send no signals: a timer refreshes them while
@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, mpsc};
 use zbus::MessageStream;
 use zbus::message::Type as MessageType;
 
-use super::manager::{Bus, UnitAction};
+use super::manager::{Bus, IDLE_SERVICE_FIELDS, SERVICE_FIELDS, UnitAction};
 use super::names::{is_template, unit_name_from_object_path, unit_object_path, unit_type};
 use super::props::{
     PropertyMap, Stamp, UnitRecord, calendar_specs, exec_argv, string, strings, u64_of,
@@ -419,7 +419,7 @@ impl Systemd {
             return Err(SystemdError::NoSuchUnit(name.to_string()));
         }
         let service_props = if unit_type(name) == "service" {
-            bus.service_fields(path.as_str()).await
+            bus.service_fields(path.as_str(), SERVICE_FIELDS).await
         } else {
             PropertyMap::new()
         };
@@ -496,21 +496,23 @@ impl Systemd {
         let _forwarders = self.forward_signals(&bus, tx).await?;
         bus.manager().subscribe().await?;
         *self.inner.bus.write().unwrap() = Some(bus.clone());
-        // Connected (and /healthz 200) only once the cache matches this connection:
-        // callers rely on a healthy unitdeck listing every unit. (Saying so before the
-        // fill got /healthz to 28 ms after start, but a list right after a dbus restart
-        // then missed units.)
-        self.resync(&bus).await?;
+        // Connected (and /healthz 200) once every loaded unit's state is in the cache
+        // (one ListUnits): a healthy unitdeck lists every unit as it is now (after a dbus
+        // restart the list once missed dbus.service when health came before the cache).
+        // The details (unit-file state, pid, ...) follow; the first requests wait for them.
+        let listed = self.seed(&bus).await?;
         let state = bus.system_state().await?;
         *self.inner.system_state.write().unwrap() = Some((Instant::now(), state));
         self.inner.connected.store(true, Ordering::Release);
         *self.inner.last_error.write().unwrap() = None;
-        self.inner.filled.send_replace(true);
         tracing::info!(
-            units = self.unit_count(),
+            units = listed.len(),
             address = %self.inner.address,
             "connected to systemd"
         );
+        self.fill(&bus, listed).await?;
+        self.inner.filled.send_replace(true);
+        tracing::debug!(units = self.unit_count(), "unit cache filled");
         while let Some(signal) = signals.recv().await {
             match signal {
                 Signal::Properties(msg) => self.on_properties_changed(&msg),
@@ -685,8 +687,29 @@ impl Systemd {
 
     /// Rebuilds the cache from ListUnits plus unit files that are not loaded.
     async fn resync(&self, bus: &Bus) -> Result<(), SystemdError> {
-        let listed = bus.list_units().await?;
-        let names: Vec<String> = listed.into_iter().map(|u| u.name).collect();
+        let listed = self.seed(bus).await?;
+        self.fill(bus, listed).await
+    }
+
+    /// Stores the state of every loaded unit from one ListUnits call and returns their
+    /// names. Units no longer there stay until `fill` replaces the cache.
+    async fn seed(&self, bus: &Bus) -> Result<Vec<String>, SystemdError> {
+        let (listed, stamp) = bus.list_units().await?;
+        let mut names = Vec::with_capacity(listed.len());
+        for (name, props) in listed {
+            // Referenced but without a unit file: never listed (as in `fetch_unit`).
+            if string_prop(&props, "LoadState").as_deref() == Some("not-found") {
+                continue;
+            }
+            self.store(&name, &props, &PropertyMap::new(), stamp.as_ref());
+            names.push(name);
+        }
+        Ok(names)
+    }
+
+    /// Reads every unit in full, adds the unit files that are not loaded, and replaces
+    /// the cache with the result.
+    async fn fill(&self, bus: &Bus, names: Vec<String>) -> Result<(), SystemdError> {
         let loaded: HashSet<String> = names.iter().cloned().collect();
         // ListUnitFiles walks every unit directory (~0.4 s with a full /usr): read the
         // loaded units meanwhile.
@@ -876,7 +899,16 @@ async fn fetch_unit(bus: &Bus, name: &str) -> Result<Option<UnitRecord>, Systemd
         return Ok(None);
     }
     let service_props = if unit_type(name) == "service" {
-        bus.service_fields(&path).await
+        let at_rest = matches!(
+            string_prop(&unit_props, "ActiveState").as_deref(),
+            Some("inactive" | "failed")
+        );
+        let fields = if at_rest {
+            IDLE_SERVICE_FIELDS
+        } else {
+            SERVICE_FIELDS
+        };
+        bus.service_fields(&path, fields).await
     } else {
         PropertyMap::new()
     };
