@@ -19,9 +19,6 @@ const SYSTEMD: &str = "org.freedesktop.systemd1";
 const UNIT_INTERFACE: &str = "org.freedesktop.systemd1.Unit";
 /// What a summary reads from a service's interface.
 pub const SERVICE_FIELDS: &[&str] = &["MainPID", "NRestarts", "MemoryCurrent", "CPUUsageNSec"];
-/// The same for a service without processes: systemd has no pid, memory or CPU figure
-/// for it, so a fresh record leaves them unset (a third of the calls of a first fill).
-pub const IDLE_SERVICE_FIELDS: &[&str] = &["NRestarts"];
 /// How long an action waits for its job before answering `timeout`.
 pub const JOB_WAIT: Duration = Duration::from_secs(30);
 
@@ -298,8 +295,8 @@ impl Bus {
         Ok((unit, type_props, stamp))
     }
 
-    /// The few per-service fields a summary needs (`keys`: [`SERVICE_FIELDS`] or
-    /// [`IDLE_SERVICE_FIELDS`]), without the 250-property GetAll.
+    /// A few of a service's properties (those of a summary: [`SERVICE_FIELDS`]), without
+    /// the 250-property GetAll.
     pub async fn service_fields(&self, path: &str, keys: &[&str]) -> PropertyMap {
         let mut map = PropertyMap::new();
         for key in keys {

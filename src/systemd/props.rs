@@ -26,9 +26,29 @@ pub struct UnitRecord {
     pub active_since: Option<String>,
     pub n_restarts: Option<u32>,
     pub invocation_id: Option<String>,
-    /// The systemd message the newest applied data came from (see [`Stamp`]).
-    pub stamp: Option<Stamp>,
+    /// The systemd connection (unique bus name) the serials below come from.
+    sender: Option<String>,
+    /// Per field of [`KEYS`], the serial of the message its value came from (0: none).
+    serials: [u32; KEYS.len()],
+    /// The cache generation that last stored into this record (see the watcher's fill).
+    pub seen: u64,
 }
+
+/// The properties a record keeps, by their D-Bus names.
+const KEYS: [&str; 12] = [
+    "Description",
+    "LoadState",
+    "ActiveState",
+    "SubState",
+    "UnitFileState",
+    "FragmentPath",
+    "ActiveEnterTimestamp",
+    "InvocationID",
+    "MainPID",
+    "NRestarts",
+    "MemoryCurrent",
+    "CPUUsageNSec",
+];
 
 /// Where a piece of unit data came from: systemd's unique bus name and the serial
 /// of its message (a signal, or the reply to a read). systemd numbers its messages
@@ -49,11 +69,6 @@ impl Stamp {
             serial: header.primary().serial_num().get(),
         })
     }
-
-    /// Sent by the same systemd connection before `other`.
-    pub fn is_older_than(&self, other: &Stamp) -> bool {
-        self.sender == other.sender && self.serial < other.serial
-    }
 }
 
 impl UnitRecord {
@@ -64,41 +79,69 @@ impl UnitRecord {
         }
     }
 
-    /// Applies `props` stamped `stamp` unless the record already holds newer data;
-    /// returns whether it applied them.
-    pub fn apply_stamped(&mut self, props: &[&PropertyMap], stamp: Option<&Stamp>) -> bool {
-        if let (Some(new), Some(held)) = (stamp, &self.stamp)
-            && new.is_older_than(held)
-        {
-            return false;
-        }
-        for p in props {
-            self.apply(p);
-        }
-        if let Some(stamp) = stamp {
-            self.stamp = Some(stamp.clone());
-        }
-        true
+    /// Whether systemd has described the unit yet (a record made for a unit file that is
+    /// about to be read has no load state; it is not shown until it has one).
+    pub fn is_read(&self) -> bool {
+        self.load_state.is_some()
     }
 
-    /// Applies every property it knows from `props`; ignores the rest.
+    /// Applies `props` stamped `stamp`, field by field: a field keeps its value when it
+    /// came from a newer message of the same systemd connection (a signal queued behind
+    /// a fresh read, or a read answered before a signal, must not roll it back). Returns
+    /// whether any field was applied.
+    pub fn apply_stamped(&mut self, props: &[&PropertyMap], stamp: Option<&Stamp>) -> bool {
+        if let Some(stamp) = stamp
+            && self.sender.as_deref() != Some(stamp.sender.as_str())
+        {
+            self.forget_stamps();
+            self.sender = Some(stamp.sender.clone());
+        }
+        let mut applied = false;
+        for (key, value) in props.iter().flat_map(|p| p.iter()) {
+            let Some(field) = KEYS.iter().position(|k| k == key) else {
+                continue;
+            };
+            if let Some(stamp) = stamp {
+                if stamp.serial < self.serials[field] {
+                    continue;
+                }
+                self.serials[field] = stamp.serial;
+            }
+            self.set(key, value);
+            applied = true;
+        }
+        applied
+    }
+
+    /// Drops what is known about message order: a restarted bus gives systemd the same
+    /// unique name again with serials starting over.
+    pub fn forget_stamps(&mut self) {
+        self.sender = None;
+        self.serials = [0; KEYS.len()];
+    }
+
+    /// Applies every property it knows from `props`, whatever its age; ignores the rest.
     pub fn apply(&mut self, props: &PropertyMap) {
         for (key, value) in props {
-            match key.as_str() {
-                "Description" => self.description = string(value),
-                "LoadState" => self.load_state = string(value),
-                "ActiveState" => self.active_state = string(value),
-                "SubState" => self.sub_state = string(value),
-                "UnitFileState" => self.unit_file_state = string(value),
-                "FragmentPath" => self.fragment_path = string(value),
-                "ActiveEnterTimestamp" => self.active_since = u64_of(value).and_then(format_usec),
-                "InvocationID" => self.invocation_id = invocation_id(value),
-                "MainPID" => self.main_pid = u32_of(value).filter(|pid| *pid != 0),
-                "NRestarts" => self.n_restarts = u32_of(value),
-                "MemoryCurrent" => self.memory_bytes = u64_of(value).filter(|v| *v != u64::MAX),
-                "CPUUsageNSec" => self.cpu_usage_ns = u64_of(value).filter(|v| *v != u64::MAX),
-                _ => {}
-            }
+            self.set(key, value);
+        }
+    }
+
+    fn set(&mut self, key: &str, value: &OwnedVariant) {
+        match key {
+            "Description" => self.description = string(value),
+            "LoadState" => self.load_state = string(value),
+            "ActiveState" => self.active_state = string(value),
+            "SubState" => self.sub_state = string(value),
+            "UnitFileState" => self.unit_file_state = string(value),
+            "FragmentPath" => self.fragment_path = string(value),
+            "ActiveEnterTimestamp" => self.active_since = u64_of(value).and_then(format_usec),
+            "InvocationID" => self.invocation_id = invocation_id(value),
+            "MainPID" => self.main_pid = u32_of(value).filter(|pid| *pid != 0),
+            "NRestarts" => self.n_restarts = u32_of(value),
+            "MemoryCurrent" => self.memory_bytes = u64_of(value).filter(|v| *v != u64::MAX),
+            "CPUUsageNSec" => self.cpu_usage_ns = u64_of(value).filter(|v| *v != u64::MAX),
+            _ => {}
         }
     }
 }
@@ -165,23 +208,55 @@ mod tests {
     }
 
     #[test]
-    fn older_data_does_not_roll_a_record_back() {
+    fn older_data_does_not_roll_a_field_back() {
         let stamp = |sender: &str, serial| Stamp {
             sender: sender.to_string(),
             serial,
         };
-        let state = |s: &'static str| PropertyMap::from([("ActiveState".to_string(), v(s))]);
+        let props = |pairs: &[(&str, &'static str)]| -> PropertyMap {
+            pairs.iter().map(|(k, x)| (k.to_string(), v(*x))).collect()
+        };
         let mut record = UnitRecord::new("x.service".into());
-        // A fresh read (serial 20), then a signal that was queued behind it (serial 12).
-        assert!(record.apply_stamped(&[&state("active")], Some(&stamp(":1.1", 20))));
-        assert!(!record.apply_stamped(&[&state("inactive")], Some(&stamp(":1.1", 12))));
+        // A signal (serial 20) handled before the reply to a read sent earlier (12):
+        // the read fills the other fields but not the state the signal changed.
+        assert!(record.apply_stamped(
+            &[&props(&[("ActiveState", "active")])],
+            Some(&stamp(":1.1", 20))
+        ));
+        assert!(record.apply_stamped(
+            &[&props(&[
+                ("ActiveState", "inactive"),
+                ("LoadState", "loaded")
+            ])],
+            Some(&stamp(":1.1", 12))
+        ));
+        assert_eq!(record.active_state.as_deref(), Some("active"));
+        assert_eq!(record.load_state.as_deref(), Some("loaded"));
+        assert!(!record.apply_stamped(
+            &[&props(&[("ActiveState", "inactive")])],
+            Some(&stamp(":1.1", 19))
+        ));
         assert_eq!(record.active_state.as_deref(), Some("active"));
         // Newer data applies; so does data from a new systemd connection, or unstamped data.
-        assert!(record.apply_stamped(&[&state("failed")], Some(&stamp(":1.1", 21))));
-        assert!(record.apply_stamped(&[&state("active")], Some(&stamp(":1.9", 3))));
-        assert!(record.apply_stamped(&[&state("inactive")], None));
+        assert!(record.apply_stamped(
+            &[&props(&[("ActiveState", "failed")])],
+            Some(&stamp(":1.1", 21))
+        ));
+        assert_eq!(record.active_state.as_deref(), Some("failed"));
+        assert!(record.apply_stamped(
+            &[&props(&[("ActiveState", "active")])],
+            Some(&stamp(":1.9", 3))
+        ));
+        assert_eq!(record.active_state.as_deref(), Some("active"));
+        assert!(record.apply_stamped(&[&props(&[("ActiveState", "inactive")])], None));
         assert_eq!(record.active_state.as_deref(), Some("inactive"));
-        assert_eq!(record.stamp, Some(stamp(":1.9", 3)));
+        // After the bus restarted, the same name with low serials counts again.
+        record.forget_stamps();
+        assert!(record.apply_stamped(
+            &[&props(&[("LoadState", "not-found")])],
+            Some(&stamp(":1.9", 1))
+        ));
+        assert_eq!(record.load_state.as_deref(), Some("not-found"));
     }
 
     #[test]
