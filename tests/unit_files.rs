@@ -346,6 +346,23 @@ async fn app_server_is_created_updated_rolled_back_and_deleted() {
         );
     }
 
+    // A service that does not stop is not deleted from under its process: 409, nothing
+    // changed (still enabled, files in place).
+    let keep = "/etc/systemd/system/shop-api.service.d/zz-refuse-stop.conf";
+    sb.write(keep, "[Unit]\nRefuseManualStop=yes\n");
+    sb.sh("systemctl daemon-reload");
+    let res = api.delete("/api/v1/unit-files/shop-api").await;
+    assert_eq!(res.status(), 409);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("did not stop"),
+        "{body}"
+    );
+    assert!(file.exists());
+    assert_eq!(sb.show("shop-api.service", "ActiveState"), "active");
+    assert_eq!(sb.show("shop-api.service", "UnitFileState"), "enabled");
+    sb.sh(&format!("rm {keep} && systemctl daemon-reload"));
+
     // Delete: stopped, disabled, files gone, systemd no longer knows it.
     let res = api.delete("/api/v1/unit-files/shop-api").await;
     assert_eq!(res.status(), 204);
@@ -561,19 +578,24 @@ async fn hostile_specs_are_refused_and_change_nothing() {
             Expect::Field("name"),
         ),
         (
+            "a reserved name without a unit",
+            with(&|v| v["name"] = json!("systemd-made-up")),
+            Expect::Field("name"),
+        ),
+        (
             "vendor dbus",
             with(&|v| v["name"] = json!("dbus")),
-            Expect::Field("name"),
+            Expect::Status(409, "dbus.service"),
         ),
         (
             "vendor journald",
             with(&|v| v["name"] = json!("systemd-journald")),
-            Expect::Field("name"),
+            Expect::Status(409, "systemd-journald.service"),
         ),
         (
             "unitdeck itself",
             with(&|v| v["name"] = json!("unitdeck")),
-            Expect::Field("name"),
+            Expect::Status(409, "unitdeck.service"),
         ),
         (
             "a unit in /lib",

@@ -25,7 +25,7 @@ use utoipa::ToSchema;
 use super::install::{self, Installed, OnDisk, VerifyReport};
 use super::render::render;
 use super::spec::{UnitKind, UnitSpec};
-use super::validate::validate;
+use super::validate::{is_well_formed_name, validate};
 use crate::auth::Principal;
 use crate::db::{AuditEntry, Db, NewRevision};
 use crate::error::{AppError, AppResult, FieldError};
@@ -644,17 +644,22 @@ impl AppState {
         let _guard = CHANGES.lock().await;
         let target = spec.unit_name();
         let checked = async {
+            // A unit unitdeck did not create is a conflict (409) whatever else the spec
+            // says (dbus, unitdeck's own unit); the name becomes a path, so only a
+            // well-formed one is looked up.
+            if is_well_formed_name(&spec.name) {
+                for name in [spec.unit_name(), format!("{}.timer", spec.name)] {
+                    if let Some(reason) = self.foreign_unit(&name).await? {
+                        return Err(AppError::Conflict(reason));
+                    }
+                }
+            }
             validate(&spec).map_err(AppError::Validation)?;
             if self.db.unit_file(&target).await?.is_some() {
                 return Err(AppError::Conflict(format!(
                     "{target} already exists; change it with PUT /api/v1/unit-files/{}",
                     spec.name
                 )));
-            }
-            for name in [spec.unit_name(), format!("{}.timer", spec.name)] {
-                if let Some(reason) = self.foreign_unit(&name).await? {
-                    return Err(AppError::Conflict(reason));
-                }
             }
             self.prepare_for_change(&spec).await
         }
@@ -786,10 +791,23 @@ impl AppState {
             Err(e) => return Err(self.refuse(principal, ACTION, &target, e).await),
         };
         let primary = current.spec.primary_unit();
-        self.stop_and_disable(principal, &primary).await;
-        if primary != current.spec.unit_name() {
-            self.stop(principal, &current.spec.unit_name()).await;
+        let service = current.spec.unit_name();
+        self.stop(principal, &primary).await;
+        if primary != service {
+            self.stop(principal, &service).await;
         }
+        // Files gone under a process that did not stop would leave it running unmanaged.
+        let _ = self.systemd.refresh_unit(&service).await;
+        if let Ok(summary) = self.systemd.find(&service).await
+            && let Some(state) = summary.active_state.as_deref()
+            && !matches!(state, "inactive" | "failed")
+        {
+            let e = AppError::Conflict(format!(
+                "{service} did not stop (it is {state}); nothing was deleted"
+            ));
+            return Err(self.refuse(principal, ACTION, &target, e).await);
+        }
+        self.disable(principal, &primary).await;
         let names: Vec<String> = current.files.keys().cloned().collect();
         let installed = self
             .write_files(principal, ACTION, &current.row.name, BTreeMap::new(), names)
@@ -1062,6 +1080,10 @@ impl AppState {
 
     async fn stop_and_disable(&self, principal: &Principal, name: &str) {
         self.stop(principal, name).await;
+        self.disable(principal, name).await;
+    }
+
+    async fn disable(&self, principal: &Principal, name: &str) {
         if let Ok(summary) = self.systemd.find(name).await
             && summary.unit_file_state.as_deref() == Some("enabled")
             && let Err(e) = self.act(principal, name, UnitAction::Disable).await

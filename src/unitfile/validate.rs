@@ -126,6 +126,22 @@ pub fn validate(spec: &UnitSpec) -> Result<(), Vec<FieldError>> {
 }
 
 fn check_name(name: &str) -> Result<(), String> {
+    check_name_form(name)?;
+    let lower = name.to_ascii_lowercase();
+    if RESERVED_NAMES.contains(&lower.as_str())
+        || RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p))
+    {
+        return Err(format!("{name:?} is reserved"));
+    }
+    Ok(())
+}
+
+/// A name that makes a valid unit name (reserved or not): safe to look up on disk.
+pub fn is_well_formed_name(name: &str) -> bool {
+    check_name_form(name).is_ok()
+}
+
+fn check_name_form(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("must not be empty".into());
     }
@@ -157,11 +173,6 @@ fn check_name(name: &str) -> Result<(), String> {
     }
     if !is_valid_unit_name(&format!("{name}.service")) {
         return Err(format!("{name:?} does not make a valid unit name"));
-    }
-    if RESERVED_NAMES.contains(&lower.as_str())
-        || RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p))
-    {
-        return Err(format!("{name:?} is reserved"));
     }
     Ok(())
 }
