@@ -199,7 +199,9 @@ impl AppState {
     }
 }
 
-/// One entry as a line of text: time, priority, identifier[pid]: message.
+/// One entry as a line of text: time, priority, identifier[pid]: message. Line breaks
+/// inside a message are written as `\n` (and a backslash as `\\`), so that every line
+/// of a download is one entry with its timestamp.
 pub fn format_line(e: &LogEntry) -> String {
     let who = match (&e.identifier, e.pid) {
         (Some(id), Some(pid)) => format!("{id}[{pid}]"),
@@ -207,7 +209,12 @@ pub fn format_line(e: &LogEntry) -> String {
         (None, Some(pid)) => format!("[{pid}]"),
         (None, None) => "-".to_string(),
     };
-    format!("{} <{}> {who}: {}", e.time, e.priority, e.message)
+    let message = e
+        .message
+        .replace('\\', "\\\\")
+        .replace('\r', "\\r")
+        .replace('\n', "\\n");
+    format!("{} <{}> {who}: {message}", e.time, e.priority)
 }
 
 #[cfg(test)]
@@ -262,6 +269,14 @@ mod tests {
         assert_eq!(
             format_line(&e),
             "2026-11-28T09:13:20.123456Z <3> app[42]: boom"
+        );
+        let e = LogEntry {
+            message: "first\nsecond\\n\r".into(),
+            ..e
+        };
+        assert_eq!(
+            format_line(&e),
+            "2026-11-28T09:13:20.123456Z <3> app[42]: first\\nsecond\\\\n\\r"
         );
     }
 }
