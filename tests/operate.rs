@@ -410,6 +410,36 @@ async fn protected_units_stay_up_and_unitdeck_restarts_itself() {
         let summary = api.get_json(&format!("/api/v1/units/{unit}")).await;
         assert_eq!(summary["protected"], true, "{unit}");
     }
+    // Nothing that powers the container off, reboots it or isolates it is started.
+    for unit in [
+        "reboot.target",
+        "poweroff.target",
+        "systemd-halt.service",
+        "rescue.target",
+    ] {
+        for action in ["start", "restart"] {
+            let body = problem(api.post(&path_of(unit, action)).await, 409).await;
+            assert!(
+                body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("shut the container down"),
+                "{unit} {action}: {body}"
+            );
+        }
+        assert_eq!(sb.show(unit, "ActiveState"), "inactive", "{unit}");
+    }
+    let dashboard = api.get("/?type=target").await.text().await.unwrap();
+    assert!(
+        dashboard.contains("reboot.target"),
+        "the dashboard lists it"
+    );
+    assert!(
+        !dashboard.contains("/ui/units/reboot.target/start"),
+        "no start button for reboot.target"
+    );
+    assert_eq!(sb.show("multi-user.target", "ActiveState"), "active");
+
     // What they require is protected too.
     let requires = api.get_json("/api/v1/units/dbus.service").await["requires"].clone();
     for dep in requires.as_array().unwrap() {
@@ -551,6 +581,46 @@ async fn outside_changes_arrive_on_the_events_stream() {
         },
     )
     .await;
+
+    // Units that go away are announced: a transient unit once it has ended, and a unit
+    // whose file was deleted before a daemon-reload.
+    sb.sh("systemd-run --unit=blip.service /bin/sleep 1");
+    let named = |kind: &'static str, name: &'static str| {
+        move |event: &str, data: &Value| event == kind && data["name"] == name
+    };
+    wait_event(
+        &mut events,
+        "a transient unit appears",
+        Duration::from_secs(5),
+        named("unit", "blip.service"),
+    )
+    .await;
+    wait_event(
+        &mut events,
+        "the transient unit removed",
+        Duration::from_secs(10),
+        named("removed", "blip.service"),
+    )
+    .await;
+    sb.sh(
+        "systemctl disable enable-me.service && rm /etc/systemd/system/enable-me.service \
+         && systemctl daemon-reload",
+    );
+    wait_event(
+        &mut events,
+        "a deleted unit removed",
+        Duration::from_secs(10),
+        named("removed", "enable-me.service"),
+    )
+    .await;
+    let listed = api.get_json("/api/v1/units?type=service").await;
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"blip.service") && !names.contains(&"enable-me.service"));
 }
 
 // --- credentials -------------------------------------------------------------------

@@ -65,6 +65,11 @@ impl UnitAction {
     pub fn is_removal(self) -> bool {
         matches!(self, Self::Stop | Self::Disable)
     }
+
+    /// Actions that start the unit (refused for units that take the system down).
+    pub fn starts(self) -> bool {
+        matches!(self, Self::Start | Self::Restart)
+    }
 }
 
 /// How systemd finished a job (JobRemoved's `result`).

@@ -66,6 +66,46 @@ pub fn unit_type(name: &str) -> &str {
 }
 
 /// True for a template name such as `getty@.service`.
+/// Units whose start powers the container off, reboots it or takes it out of service
+/// (rescue, emergency, sleep). unitdeck never starts them: one stray tap on a phone must
+/// not take down the machine a whole team works in.
+const SYSTEM_DOWN_UNITS: &[&str] = &[
+    "ctrl-alt-del.target",
+    "emergency.service",
+    "emergency.target",
+    "exit.target",
+    "final.target",
+    "halt.target",
+    "hibernate.target",
+    "hybrid-sleep.target",
+    "kexec.target",
+    "poweroff.target",
+    "reboot.target",
+    "rescue.service",
+    "rescue.target",
+    "shutdown.target",
+    "sleep.target",
+    "soft-reboot.target",
+    "suspend-then-hibernate.target",
+    "suspend.target",
+    "systemd-exit.service",
+    "systemd-halt.service",
+    "systemd-hibernate.service",
+    "systemd-hybrid-sleep.service",
+    "systemd-kexec.service",
+    "systemd-poweroff.service",
+    "systemd-reboot.service",
+    "systemd-soft-reboot.service",
+    "systemd-suspend-then-hibernate.service",
+    "systemd-suspend.service",
+    "umount.target",
+];
+
+/// Starting this unit would shut the container down or take it out of service.
+pub fn takes_the_system_down(name: &str) -> bool {
+    SYSTEM_DOWN_UNITS.contains(&name)
+}
+
 pub fn is_template(name: &str) -> bool {
     name.rsplit_once('.')
         .is_some_and(|(prefix, _)| prefix.ends_with('@'))

@@ -32,6 +32,8 @@ pub struct UnitRecord {
     serials: [u32; KEYS.len()],
     /// The cache generation that last stored into this record (see the watcher's fill).
     pub seen: u64,
+    /// Whether `fragment_path` comes from a read (ListUnits does not have it).
+    pub fragment_known: bool,
 }
 
 /// The properties a record keeps, by their D-Bus names.
@@ -134,7 +136,10 @@ impl UnitRecord {
             "ActiveState" => self.active_state = string(value),
             "SubState" => self.sub_state = string(value),
             "UnitFileState" => self.unit_file_state = string(value),
-            "FragmentPath" => self.fragment_path = string(value),
+            "FragmentPath" => {
+                self.fragment_path = string(value);
+                self.fragment_known = true;
+            }
             "ActiveEnterTimestamp" => self.active_since = u64_of(value).and_then(format_usec),
             "InvocationID" => self.invocation_id = invocation_id(value),
             "MainPID" => self.main_pid = u32_of(value).filter(|pid| *pid != 0),

@@ -16,7 +16,9 @@ use zbus::MessageStream;
 use zbus::message::Type as MessageType;
 
 use super::manager::{Bus, SERVICE_FIELDS, UnitAction};
-use super::names::{is_template, unit_name_from_object_path, unit_object_path, unit_type};
+use super::names::{
+    is_template, takes_the_system_down, unit_name_from_object_path, unit_object_path, unit_type,
+};
 use super::props::{
     PropertyMap, Stamp, UnitRecord, calendar_specs, exec_argv, string, strings, u64_of,
 };
@@ -81,9 +83,19 @@ struct Inner {
     samples: RwLock<HashMap<String, VecDeque<Sample>>>,
     /// Bumped when a fill starts: records it stored nothing into are gone from systemd.
     generation: AtomicU64,
-    /// While a fill runs: the units systemd removed meanwhile, with the removal's stamp,
-    /// so that a read the fill made before the removal does not bring one back.
-    removed_while_filling: Mutex<Option<HashMap<String, Stamp>>>,
+    /// What happened to units while a fill runs (None between fills).
+    filling: Mutex<Option<FillNotes>>,
+}
+
+/// Units systemd unloaded while a fill ran.
+#[derive(Default)]
+struct FillNotes {
+    /// Taken out of the cache, with the removal's stamp: a read the fill made before the
+    /// removal must not bring one back.
+    removed: HashMap<String, Stamp>,
+    /// Unloaded before a read told whether they have a unit file: kept as inactive
+    /// until the fill's end, which knows the unit files.
+    undecided: HashSet<String>,
 }
 
 /// One memory/CPU reading of a unit.
@@ -165,7 +177,7 @@ impl Systemd {
                 system_state: RwLock::new(None),
                 samples: RwLock::new(HashMap::new()),
                 generation: AtomicU64::new(0),
-                removed_while_filling: Mutex::new(None),
+                filling: Mutex::new(None),
             }),
         };
         tokio::spawn(systemd.clone().watch_forever());
@@ -258,7 +270,9 @@ impl Systemd {
     }
 
     pub fn is_protected(&self, name: &str) -> bool {
-        self.inner.protected.read().unwrap().contains(name)
+        // The base list counts before the first fill has added what it requires.
+        PROTECTED_BASE.contains(&name)
+            || self.inner.protected.read().unwrap().contains(name)
             || self.inner.own_unit.as_deref() == Some(name)
     }
 
@@ -382,6 +396,13 @@ impl Systemd {
         if action.is_removal() && self.is_protected(name) {
             return Err(SystemdError::Refused(format!(
                 "{name} is protected: unitdeck will not {} it",
+                action.as_str()
+            )));
+        }
+        if action.starts() && takes_the_system_down(name) {
+            return Err(SystemdError::Refused(format!(
+                "{name} would shut the container down or take it out of service: \
+                 unitdeck will not {} it",
                 action.as_str()
             )));
         }
@@ -656,14 +677,26 @@ impl Systemd {
 
     /// systemd unloads inactive units it no longer needs. One with a unit file
     /// still exists for the user (it can be started again), so it stays listed
-    /// as inactive; anything else leaves the list.
+    /// as inactive; anything else (transient units too) leaves the list.
     fn on_unit_removed(&self, name: &str, stamp: Option<Stamp>) {
-        let keep = {
+        let has_file = {
             let units = self.inner.units.read().unwrap();
-            units
-                .get(name)
-                .and_then(|r| r.fragment_path.as_deref())
-                .is_some_and(|p| std::path::Path::new(p).exists())
+            match units.get(name) {
+                None => return,
+                Some(r) if !r.fragment_known => None,
+                Some(r) => Some(has_unit_file(r.fragment_path.as_deref())),
+            }
+        };
+        let keep = match has_file {
+            Some(keep) => keep,
+            // Not read yet (the first fill loads what it reads; systemd unloads it again).
+            None => match self.inner.filling.lock().unwrap().as_mut() {
+                Some(notes) => {
+                    notes.undecided.insert(name.to_string());
+                    true
+                }
+                None => false,
+            },
         };
         if keep {
             let at_rest = PropertyMap::from([
@@ -677,11 +710,8 @@ impl Systemd {
             return;
         }
         let removed = self.inner.units.write().unwrap().remove(name);
-        if let (Some(tombstones), Some(stamp)) = (
-            self.inner.removed_while_filling.lock().unwrap().as_mut(),
-            stamp,
-        ) {
-            tombstones.insert(name.to_string(), stamp);
+        if let (Some(notes), Some(stamp)) = (self.inner.filling.lock().unwrap().as_mut(), stamp) {
+            notes.removed.insert(name.to_string(), stamp);
         }
         if removed.is_some_and(|r| r.is_read()) {
             let _ = self.inner.events.send(UnitEvent::Removed(name.to_string()));
@@ -735,7 +765,7 @@ impl Systemd {
     /// returns their names for [`Self::fill`].
     async fn seed(&self, bus: &Bus) -> Result<Vec<String>, SystemdError> {
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
-        *self.inner.removed_while_filling.lock().unwrap() = Some(HashMap::new());
+        *self.inner.filling.lock().unwrap() = Some(FillNotes::default());
         let (listed, stamp) = bus.list_units().await?;
         let mut names = Vec::with_capacity(listed.len());
         for (name, props) in listed {
@@ -757,7 +787,8 @@ impl Systemd {
         // ListUnitFiles walks every unit directory (~0.4 s with a full /usr): read the
         // loaded units meanwhile.
         let (files, ()) = tokio::join!(bus.list_unit_files(), self.read_units(bus, names));
-        let unloaded: Vec<String> = unloaded_files(&files?, &loaded).into_iter().collect();
+        let files = files?;
+        let unloaded: Vec<String> = unloaded_files(&files, &loaded).into_iter().collect();
         // Records first (shown only once read), so that signals about these units
         // while they are read are kept rather than dropped as unknown.
         for name in &unloaded {
@@ -765,10 +796,23 @@ impl Systemd {
         }
         self.read_units(bus, unloaded).await;
         *self.inner.protected.write().unwrap() = self.compute_protected(bus).await;
-        *self.inner.removed_while_filling.lock().unwrap() = None;
+        let notes = self
+            .inner
+            .filling
+            .lock()
+            .unwrap()
+            .take()
+            .unwrap_or_default();
+        let file_names: HashSet<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
         let mut gone = Vec::new();
         self.inner.units.write().unwrap().retain(|name, record| {
-            let keep = record.seen == generation && record.is_read();
+            let has_file = || {
+                file_names.contains(name.as_str())
+                    || (record.fragment_known && has_unit_file(record.fragment_path.as_deref()))
+            };
+            let keep = record.seen == generation
+                && record.is_read()
+                && (!notes.undecided.contains(name) || has_file());
             if !keep && record.is_read() {
                 gone.push(name.clone());
             }
@@ -793,8 +837,8 @@ impl Systemd {
             .for_each(|(name, read)| async move {
                 let Ok(Some(read)) = read else { return };
                 let removed_after = {
-                    let tombstones = self.inner.removed_while_filling.lock().unwrap();
-                    let removal = tombstones.as_ref().and_then(|t| t.get(&name));
+                    let notes = self.inner.filling.lock().unwrap();
+                    let removal = notes.as_ref().and_then(|n| n.removed.get(&name));
                     matches!((removal, &read.stamp), (Some(gone), Some(at))
                         if gone.sender == at.sender && at.serial < gone.serial)
                 };
@@ -948,6 +992,14 @@ fn unloaded_files(files: &[(String, String)], loaded: &HashSet<String>) -> HashS
         })
         .map(|(name, _)| name.clone())
         .collect()
+}
+
+/// A unit that systemd unloads stays listed (as inactive) when it has a unit file to
+/// start it from again; transient units' files go with them.
+fn has_unit_file(fragment_path: Option<&str>) -> bool {
+    fragment_path.is_some_and(|p| {
+        !p.starts_with("/run/systemd/transient/") && std::path::Path::new(p).exists()
+    })
 }
 
 /// A unit without processes (inactive or failed) has no pid, memory or CPU figure.

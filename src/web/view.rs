@@ -1,5 +1,6 @@
 //! Display forms of domain values for the templates.
 
+use crate::systemd::names::takes_the_system_down;
 use crate::systemd::watch::Sample;
 use crate::systemd::{Health, UnitSummary};
 
@@ -87,6 +88,8 @@ fn buttons(u: &UnitSummary, state: &str) -> Vec<ActionButton> {
             u.name
         ))
     };
+    // Starting these would power off, reboot or isolate the container: no button.
+    let down = takes_the_system_down(&u.name);
     let mut out = Vec::new();
     if running {
         if !u.protected {
@@ -97,13 +100,21 @@ fn buttons(u: &UnitSummary, state: &str) -> Vec<ActionButton> {
                 confirm: confirm("Stop"),
             });
         }
-        out.push(ActionButton {
-            action: "restart",
-            label: "Restart",
-            class: "",
-            confirm: None,
-        });
-    } else {
+        if !down {
+            out.push(ActionButton {
+                action: "restart",
+                label: "Restart",
+                class: "",
+                // dbus, journald, unitdeck itself: everything notices the gap.
+                confirm: u.protected.then(|| {
+                    format!(
+                        "Restart {}? It is briefly down for everything using it.",
+                        u.name
+                    )
+                }),
+            });
+        }
+    } else if !down {
         out.push(ActionButton {
             action: "start",
             label: "Start",
