@@ -137,7 +137,7 @@ pub async fn rollback(
         (status = 204, description = "stopped, disabled and removed"),
         (status = 400, description = "not a unit file name", body = Problem),
         (status = 404, description = "unitdeck created no such unit file", body = Problem),
-        (status = 409, description = "the unit was not created by unitdeck", body = Problem),
+        (status = 409, description = "the unit was not created by unitdeck, or its service did not stop (nothing was changed)", body = Problem),
         (status = 503, description = "systemd is unreachable", body = Problem)
     ))]
 pub async fn delete(

@@ -88,7 +88,7 @@ pub struct ActionQuery {
         (status = 200, description = "the job and the unit afterwards", body = ActionOutcome),
         (status = 400, description = "not a valid unit name", body = Problem),
         (status = 404, description = "unknown unit or action", body = Problem),
-        (status = 409, description = "the unit is protected, or systemd refused", body = Problem),
+        (status = 409, description = "the unit is protected (stop, disable), it would shut the container down or take it out of service (start, restart: reboot.target, rescue.target, ...), or systemd refused", body = Problem),
         (status = 503, description = "systemd is unreachable", body = Problem)
     ))]
 pub async fn unit_action(
