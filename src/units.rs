@@ -102,9 +102,10 @@ impl AppState {
         };
         // PID 1's own messages ("Failed with result ...") and the service's output
         // reach journald through different sockets: right after the job fails the
-        // output may still be in flight. Give it a moment when none is there yet.
+        // output may still be in flight. Give it a moment when none is there yet (up to
+        // 2 s: on a busy machine 1 s was seen to be too short).
         let mut entries = Vec::new();
-        for settle_ms in [0, 100, 200, 300, 400] {
+        for settle_ms in [0, 100, 200, 300, 400, 500, 500] {
             tokio::time::sleep(Duration::from_millis(settle_ms)).await;
             entries = journal::read(&filter, lines, None)
                 .await
