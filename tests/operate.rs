@@ -550,6 +550,22 @@ async fn outside_changes_arrive_on_the_events_stream() {
     )
     .await;
 
+    // A daemon-reload frees and reloads every unit (UnitRemoved for each): running
+    // units must not flicker to inactive on the stream meanwhile.
+    sb.sh("systemctl daemon-reload");
+    let quiet_until = Instant::now() + Duration::from_secs(2);
+    while let Some(event) = events
+        .next(quiet_until.saturating_duration_since(Instant::now()))
+        .await
+    {
+        let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+        assert!(
+            !(data["name"] == "watched.service" && data["active_state"] != "active"),
+            "after a daemon-reload: {} {data}",
+            event.event
+        );
+    }
+
     // A job in progress shows as such until it finishes.
     sb.sh("systemctl start --no-block slowstart.service");
     wait_event(

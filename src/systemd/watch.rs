@@ -115,7 +115,8 @@ enum Signal {
     Properties(zbus::Message),
     UnitNew(String),
     UnitRemoved(String, Option<Stamp>),
-    Reloaded,
+    /// systemd started (true) or finished (false) a daemon-reload or re-exec.
+    Reloading(bool),
     UnitFilesChanged,
     /// A stream ended: the connection is gone.
     Closed,
@@ -553,6 +554,10 @@ impl Systemd {
         // during a fill starts another fill once it is done.
         let mut fill = Some(self.spawn_fill(&bus, Some(listed)));
         let mut reloaded_meanwhile = false;
+        // A reload frees and reloads every unit, sending UnitRemoved for each: those
+        // say nothing (the fill after the reload drops what is really gone). Taken at
+        // their word they showed every running unit inactive for a moment.
+        let mut reloading = false;
         loop {
             tokio::select! {
                 done = async { (&mut fill.as_mut().unwrap().0).await }, if fill.is_some() => {
@@ -572,9 +577,17 @@ impl Systemd {
                             self.load_into_cache(&bus, &name).await;
                         }
                     }
+                    Some(Signal::UnitRemoved(_, _)) if reloading => {}
                     Some(Signal::UnitRemoved(name, stamp)) => self.on_unit_removed(&name, stamp),
-                    Some(Signal::Reloaded) if fill.is_some() => reloaded_meanwhile = true,
-                    Some(Signal::Reloaded) => fill = Some(self.spawn_fill(&bus, None)),
+                    Some(Signal::Reloading(true)) => reloading = true,
+                    Some(Signal::Reloading(false)) => {
+                        reloading = false;
+                        if fill.is_some() {
+                            reloaded_meanwhile = true;
+                        } else {
+                            fill = Some(self.spawn_fill(&bus, None));
+                        }
+                    }
                     Some(Signal::UnitFilesChanged) => self.refresh_unit_file_states(&bus).await,
                     Some(Signal::Closed) | None => break,
                 },
@@ -616,9 +629,7 @@ impl Systemd {
         let reloading = manager
             .receive_reloading()
             .await?
-            .filter_map(|s| async move {
-                matches!(s.args(), Ok(a) if !a.active).then_some(Signal::Reloaded)
-            });
+            .filter_map(|s| async move { s.args().ok().map(|a| Signal::Reloading(a.active)) });
         let files = manager
             .receive_unit_files_changed()
             .await?
