@@ -384,6 +384,51 @@ async fn healthz_reports_the_bus_and_recovers() {
     );
 }
 
+/// No password configured: one is generated on first start, shown only in a root-only
+/// file, stored only as a hash. `unitdeck hash-password` makes a hash that
+/// `UNITDECK_PASSWORD_HASH` accepts.
+#[tokio::test(flavor = "multi_thread")]
+async fn passwords_generated_at_first_start_or_given_as_a_hash() {
+    let sb = Sandbox::start_with(&[("UNITDECK_PASSWORD", "")]);
+    let file = "/var/lib/unitdeck/initial-password";
+    let generated = sb.sh(&format!("cat {file}")).trim().to_string();
+    assert!(generated.len() >= 16, "{generated:?}");
+    assert_eq!(sb.sh(&format!("stat -c %a {file}")).trim(), "600");
+    let login = |password: String| {
+        let api = sb.anonymous();
+        async move {
+            api.post_json("/api/v1/session", &json!({ "password": password }))
+                .await
+                .status()
+        }
+    };
+    assert_eq!(login(generated.clone()).await, 200);
+    assert_eq!(login(PASSWORD.to_string()).await, 401);
+    assert!(
+        !sb.sh("cat /var/lib/unitdeck/unitdeck.db*")
+            .contains(&generated),
+        "the plain password is not in the database"
+    );
+
+    // A hash from the CLI, given in the environment, replaces it.
+    let hash = sb
+        .sh("echo 'a chosen passphrase' | /opt/unitdeck/unitdeck hash-password")
+        .trim()
+        .to_string();
+    assert!(hash.starts_with("$argon2"), "{hash}");
+    sb.write(
+        "/etc/systemd/system/unitdeck.service.d/zz-hash.conf",
+        &format!(
+            "[Service]\nEnvironment=\"UNITDECK_PASSWORD_HASH={}\"\n",
+            hash
+        ),
+    );
+    sb.sh("systemctl daemon-reload && systemctl restart unitdeck.service");
+    sb.wait_healthy();
+    assert_eq!(login("a chosen passphrase".to_string()).await, 200);
+    assert_eq!(login(generated).await, 401);
+}
+
 /// `/healthz` says 200 as soon as every loaded unit's state is known (one ListUnits);
 /// the details and the unit files that are not loaded come after. Requests made the
 /// moment it is healthy still get the complete list, never the half-filled one.
