@@ -402,3 +402,40 @@ async fn merged_view_of_two_units() {
         "{shout}"
     );
 }
+
+/// A quiet stream still carries a comment line at least every 15 s (API.md), so proxies
+/// and phones do not drop it as idle.
+#[tokio::test(flavor = "multi_thread")]
+async fn quiet_streams_carry_a_comment_every_15_seconds() {
+    let sb = Sandbox::start();
+    sb.add_unit(
+        "quiet.service",
+        "[Service]\nExecStart=/bin/sleep infinity\n",
+    );
+    sb.sh("systemctl start quiet.service");
+    let api = sb.login().await;
+    let mut logs = SseReader::new(
+        api.get("/api/v1/units/quiet.service/logs/stream?lines=1&priority=0")
+            .await,
+    );
+    let mut dashboard = SseReader::new(api.get("/ui/events?unit=quiet.service").await);
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(17)
+        && (logs.comments == 0 || dashboard.comments == 0)
+    {
+        let _ = tokio::join!(
+            logs.next(Duration::from_millis(500)),
+            dashboard.next(Duration::from_millis(500))
+        );
+    }
+    assert!(
+        logs.comments > 0,
+        "no comment on the log stream in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        dashboard.comments > 0,
+        "no comment on the row stream in {:?}",
+        started.elapsed()
+    );
+}

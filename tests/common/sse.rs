@@ -14,6 +14,8 @@ pub struct SseEvent {
 pub struct SseReader {
     stream: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
+    /// Keep-alive comments read so far.
+    pub comments: usize,
 }
 
 impl SseReader {
@@ -27,6 +29,7 @@ impl SseReader {
         Self {
             stream: response.bytes_stream().boxed(),
             buffer: String::new(),
+            comments: 0,
         }
     }
 
@@ -51,6 +54,7 @@ impl SseReader {
                     }
                 }
                 if data.is_empty() && event.id.is_none() {
+                    self.comments += usize::from(block.starts_with(':'));
                     continue; // a keep-alive comment
                 }
                 event.data = data.join("\n");
