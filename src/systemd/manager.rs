@@ -272,6 +272,16 @@ impl Bus {
         interface: &str,
         property: &str,
     ) -> Result<zbus::OwnedVariant, SystemdError> {
+        Ok(self.get_stamped(path, interface, property).await?.0)
+    }
+
+    /// Get, with the stamp of systemd's reply.
+    pub async fn get_stamped(
+        &self,
+        path: &str,
+        interface: &str,
+        property: &str,
+    ) -> Result<(zbus::OwnedVariant, Option<Stamp>), SystemdError> {
         let reply = self
             .conn
             .call_method(
@@ -282,7 +292,10 @@ impl Bus {
                 &(interface, property),
             )
             .await?;
-        Ok(reply.body().deserialize::<zbus::OwnedVariant>()?)
+        Ok((
+            reply.body().deserialize::<zbus::OwnedVariant>()?,
+            Stamp::of(&reply),
+        ))
     }
 
     /// The Unit interface's properties plus the type interface's (Service, Timer, ...),

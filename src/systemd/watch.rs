@@ -52,6 +52,9 @@ const STATS_PERIOD: Duration = Duration::from_secs(3);
 const INTEREST_WINDOW_SECS: i64 = 30;
 /// Parallel D-Bus calls while (re)loading the cache.
 const LOAD_CONCURRENCY: usize = 16;
+/// The longest a daemon-reload is trusted to take: a reload that fails half-way never
+/// sends its Reloading(false), and UnitRemoved must not be ignored for ever after.
+const RELOAD_LIMIT: Duration = Duration::from_secs(60);
 /// How long a SystemState answer serves `/healthz`.
 const STATE_MAX_AGE: Duration = Duration::from_secs(2);
 
@@ -96,6 +99,8 @@ struct FillNotes {
     /// Unloaded before a read told whether they have a unit file: kept as inactive
     /// until the fill's end, which knows the unit files.
     undecided: HashSet<String>,
+    /// Read by the fill and unknown to systemd by then.
+    not_found: HashSet<String>,
 }
 
 /// One memory/CPU reading of a unit.
@@ -557,7 +562,7 @@ impl Systemd {
         // A reload frees and reloads every unit, sending UnitRemoved for each: those
         // say nothing (the fill after the reload drops what is really gone). Taken at
         // their word they showed every running unit inactive for a moment.
-        let mut reloading = false;
+        let mut reloading: Option<Instant> = None;
         loop {
             tokio::select! {
                 done = async { (&mut fill.as_mut().unwrap().0).await }, if fill.is_some() => {
@@ -577,11 +582,12 @@ impl Systemd {
                             self.load_into_cache(&bus, &name).await;
                         }
                     }
-                    Some(Signal::UnitRemoved(_, _)) if reloading => {}
+                    Some(Signal::UnitRemoved(_, _))
+                        if reloading.is_some_and(|at| at.elapsed() < RELOAD_LIMIT) => {}
                     Some(Signal::UnitRemoved(name, stamp)) => self.on_unit_removed(&name, stamp),
-                    Some(Signal::Reloading(true)) => reloading = true,
+                    Some(Signal::Reloading(true)) => reloading = Some(Instant::now()),
                     Some(Signal::Reloading(false)) => {
-                        reloading = false;
+                        reloading = None;
                         if fill.is_some() {
                             reloaded_meanwhile = true;
                         } else {
@@ -613,27 +619,18 @@ impl Systemd {
         let changes = MessageStream::for_match_rule(rule, bus.connection(), None)
             .await?
             .filter_map(|m| async move { m.ok().map(Signal::Properties) });
-        let unit_new = manager
-            .receive_unit_new()
+        // One stream for the Manager's signals keeps them in order: a reload's UnitRemoved
+        // signals must come between its Reloading(true) and Reloading(false), which
+        // separate streams forwarded by separate tasks did not guarantee.
+        let rule = zbus::MatchRule::builder()
+            .msg_type(MessageType::Signal)
+            .sender("org.freedesktop.systemd1")
+            .interface("org.freedesktop.systemd1.Manager")
+            .path("/org/freedesktop/systemd1")
+            .build()?;
+        let manager_signals = MessageStream::for_match_rule(rule, bus.connection(), None)
             .await?
-            .filter_map(|s| async move { s.args().ok().map(|a| Signal::UnitNew(a.id.clone())) });
-        let unit_removed = manager
-            .receive_unit_removed()
-            .await?
-            .filter_map(|s| async move {
-                let stamp = Stamp::of(s.message());
-                s.args()
-                    .ok()
-                    .map(|a| Signal::UnitRemoved(a.id.clone(), stamp))
-            });
-        let reloading = manager
-            .receive_reloading()
-            .await?
-            .filter_map(|s| async move { s.args().ok().map(|a| Signal::Reloading(a.active)) });
-        let files = manager
-            .receive_unit_files_changed()
-            .await?
-            .map(|_| Signal::UnitFilesChanged);
+            .filter_map(|m| async move { manager_signal(&m.ok()?) });
         // Job results skip the queue: an action waiting for its job must not wait
         // behind a resync of the whole cache after a daemon-reload.
         let mut jobs = manager.receive_job_removed().await?;
@@ -649,10 +646,7 @@ impl Systemd {
         }));
         Ok(vec![
             forward(changes.boxed(), tx.clone()),
-            forward(unit_new.boxed(), tx.clone()),
-            forward(unit_removed.boxed(), tx.clone()),
-            forward(reloading.boxed(), tx.clone()),
-            forward(files.boxed(), tx),
+            forward(manager_signals.boxed(), tx),
             job_forwarder,
         ])
     }
@@ -814,7 +808,12 @@ impl Systemd {
             .unwrap()
             .take()
             .unwrap_or_default();
-        let file_names: HashSet<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+        // A transient unit's file goes with it: not one to start again.
+        let file_names: HashSet<&str> = files
+            .iter()
+            .filter(|(_, state)| state != "transient")
+            .map(|(name, _)| name.as_str())
+            .collect();
         let mut gone = Vec::new();
         self.inner.units.write().unwrap().retain(|name, record| {
             let has_file = || {
@@ -823,7 +822,8 @@ impl Systemd {
             };
             let keep = record.seen == generation
                 && record.is_read()
-                && (!notes.undecided.contains(name) || has_file());
+                && (!notes.undecided.contains(name)
+                    || (has_file() && !notes.not_found.contains(name)));
             if !keep && record.is_read() {
                 gone.push(name.clone());
             }
@@ -846,7 +846,16 @@ impl Systemd {
             })
             .buffer_unordered(LOAD_CONCURRENCY)
             .for_each(|(name, read)| async move {
-                let Ok(Some(read)) = read else { return };
+                let read = match read {
+                    Ok(Some(read)) => read,
+                    Ok(None) => {
+                        if let Some(notes) = self.inner.filling.lock().unwrap().as_mut() {
+                            notes.not_found.insert(name);
+                        }
+                        return;
+                    }
+                    Err(_) => return,
+                };
                 let removed_after = {
                     let notes = self.inner.filling.lock().unwrap();
                     let removal = notes.as_ref().and_then(|n| n.removed.get(&name));
@@ -888,28 +897,26 @@ impl Systemd {
                 .map(|r| r.name.clone())
                 .collect()
         };
-        let updates: Vec<(String, PropertyMap)> = stream::iter(names)
+        let updates: Vec<(String, PropertyMap, Option<Stamp>)> = stream::iter(names)
             .map(|name| async move {
-                let value = bus
-                    .get(
+                let (value, stamp) = bus
+                    .get_stamped(
                         &unit_object_path(&name),
                         "org.freedesktop.systemd1.Unit",
                         "UnitFileState",
                     )
                     .await
                     .ok()?;
-                Some((
-                    name,
-                    PropertyMap::from([("UnitFileState".to_string(), value)]),
-                ))
+                let props = PropertyMap::from([("UnitFileState".to_string(), value)]);
+                Some((name, props, stamp))
             })
             .buffer_unordered(LOAD_CONCURRENCY)
             .filter_map(|r| async move { r })
             .collect()
             .await;
-        for (name, props) in updates {
+        for (name, props, stamp) in updates {
             if self.inner.units.read().unwrap().contains_key(&name) {
-                self.store(&name, &props, &PropertyMap::new(), None);
+                self.store(&name, &props, &PropertyMap::new(), stamp.as_ref());
             }
         }
     }
@@ -999,10 +1006,32 @@ fn unloaded_files(files: &[(String, String)], loaded: &HashSet<String>) -> HashS
         .filter(|(name, state)| {
             !loaded.contains(name)
                 && !is_template(name)
-                && !matches!(state.as_str(), "masked" | "masked-runtime" | "alias")
+                && !matches!(
+                    state.as_str(),
+                    "masked" | "masked-runtime" | "alias" | "transient"
+                )
         })
         .map(|(name, _)| name.clone())
         .collect()
+}
+
+/// The Manager signals the watcher follows (JobRemoved has a forwarder of its own).
+fn manager_signal(msg: &zbus::Message) -> Option<Signal> {
+    let header = msg.header();
+    let body = msg.body();
+    match header.member()?.as_str() {
+        "UnitNew" => {
+            let (id, _path) = body.deserialize::<(String, zbus::OwnedObjectPath)>().ok()?;
+            Some(Signal::UnitNew(id))
+        }
+        "UnitRemoved" => {
+            let (id, _path) = body.deserialize::<(String, zbus::OwnedObjectPath)>().ok()?;
+            Some(Signal::UnitRemoved(id, Stamp::of(msg)))
+        }
+        "Reloading" => Some(Signal::Reloading(body.deserialize::<bool>().ok()?)),
+        "UnitFilesChanged" => Some(Signal::UnitFilesChanged),
+        _ => None,
+    }
 }
 
 /// A unit that systemd unloads stays listed (as inactive) when it has a unit file to

@@ -792,6 +792,12 @@ impl AppState {
         };
         let primary = current.spec.primary_unit();
         let service = current.spec.unit_name();
+        let timer_was_running = primary != service
+            && self
+                .systemd
+                .find(&primary)
+                .await
+                .is_ok_and(|summary| is_running(&summary));
         self.stop(principal, &primary).await;
         if primary != service {
             self.stop(principal, &service).await;
@@ -805,6 +811,12 @@ impl AppState {
             let e = AppError::Conflict(format!(
                 "{service} did not stop (it is {state}); nothing was deleted"
             ));
+            // Its schedule goes on as before.
+            if timer_was_running
+                && let Err(e) = self.act(principal, &primary, UnitAction::Start).await
+            {
+                tracing::warn!(unit = primary, error = %e, "restarting the timer failed");
+            }
             return Err(self.refuse(principal, ACTION, &target, e).await);
         }
         self.disable(principal, &primary).await;
