@@ -183,12 +183,16 @@ impl Sandbox {
     /// Runs a shell script inside; panics with its output when it fails.
     pub fn sh(&self, script: &str) -> String {
         let out = self.exec(&["/bin/sh", "-c", script]);
-        assert!(
-            out.status.success(),
-            "`{script}` failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if !out.status.success() {
+            // What systemd said meanwhile: a failed start names its reason only there.
+            let journal = self.exec(&["journalctl", "-n", "25", "--no-pager"]);
+            panic!(
+                "`{script}` failed: {}{}\n--- the journal's last lines ---\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&journal.stdout)
+            );
+        }
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
