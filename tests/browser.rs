@@ -143,6 +143,17 @@ async fn assert_no_reload(b: &Browser, what: &str) {
 
 /// Waits for the row `row` (a CSS id selector) to show `state` (badge and attribute).
 async fn wait_row_state(b: &Browser, row: &str, state: &str, what: &str) {
+    wait_row_state_or_say(b, row, state, what, String::new).await;
+}
+
+/// [`wait_row_state`], adding `context()` (e.g. what systemd says) to the failure.
+async fn wait_row_state_or_say(
+    b: &Browser,
+    row: &str,
+    state: &str,
+    what: &str,
+    context: impl FnOnce() -> String,
+) {
     let script = format!(
         "const r = document.querySelector({row}); if (!r) return false; \
          const s = r.querySelector('.state'); \
@@ -159,7 +170,10 @@ async fn wait_row_state(b: &Browser, row: &str, state: &str, what: &str) {
             )
             .await;
         let toasts = b.js("return window.__toasts", vec![]).await;
-        panic!("timed out waiting for: {what}\nthe row: {now}\ntoasts: {toasts}");
+        panic!(
+            "timed out waiting for: {what}\nthe row: {now}\ntoasts: {toasts}\n{}",
+            context()
+        );
     }
 }
 
@@ -679,7 +693,26 @@ async fn phone_reconnects_when_unitdeck_restarts() {
     .await;
     wait_row_state(&b, DEMO_ROW, "inactive", "the change made while down").await;
     sb.sh(&format!("systemctl start {DEMO}"));
-    wait_row_state(&b, DEMO_ROW, "active", "live again after the outage").await;
+    // This step failed in some full-suite runs with the row "failed": say what systemd
+    // says then.
+    wait_row_state_or_say(
+        &b,
+        DEMO_ROW,
+        "active",
+        "live again after the outage",
+        || {
+            let out = sb.exec(&[
+                "sh",
+                "-c",
+                &format!(
+                    "systemctl show -p ActiveState,SubState,Result,ExecMainCode,ExecMainStatus \
+                 {DEMO}; journalctl -n 30 --no-pager"
+                ),
+            ]);
+            format!("systemd: {}", String::from_utf8_lossy(&out.stdout))
+        },
+    )
+    .await;
     assert_no_reload(&b, "the restarts").await;
 
     // The log of a unit resumes after a restart without gaps or repeats.
