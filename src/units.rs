@@ -104,14 +104,33 @@ impl AppState {
         // reach journald through different sockets: right after the job fails the
         // output may still be in flight. Give it a moment when none is there yet (up to
         // 2 s: on a busy machine 1 s was seen to be too short).
+        let own_output =
+            |entries: &[LogEntry]| entries.iter().any(|e| e.pid.is_some_and(|p| p != 1));
         let mut entries = Vec::new();
         for settle_ms in [0, 100, 200, 300, 400, 500, 500] {
             tokio::time::sleep(Duration::from_millis(settle_ms)).await;
             entries = journal::read(&filter, lines, None)
                 .await
                 .map_err(AppError::internal)?;
-            if entries.iter().any(|e| e.pid.is_some_and(|pid| pid != 1)) {
+            if own_output(&entries) {
                 break;
+            }
+            // A line written just before a short-lived process exits can reach the journal
+            // without the invocation ID (journald reads it from the process, gone by
+            // then): take the unit's entries since the run's first one instead.
+            if let Some(start) = entries.first().and_then(|e| epoch_of(&e.time)) {
+                let since = LogFilter {
+                    invocation: None,
+                    since: Some(start),
+                    ..filter.clone()
+                };
+                let by_time = journal::read(&since, lines, None)
+                    .await
+                    .map_err(AppError::internal)?;
+                if own_output(&by_time) {
+                    entries = by_time;
+                    break;
+                }
             }
         }
         Ok(entries)
@@ -154,9 +173,28 @@ impl AppState {
     }
 }
 
+/// An entry's RFC 3339 time as journalctl's `--since=@SECONDS.MICROS`.
+fn epoch_of(time: &str) -> Option<String> {
+    let at = chrono::DateTime::parse_from_rfc3339(time).ok()?;
+    Some(format!(
+        "@{}.{:06}",
+        at.timestamp(),
+        at.timestamp_subsec_micros()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entry_times_become_journalctl_epochs() {
+        assert_eq!(
+            epoch_of("2026-11-28T09:13:20.123456Z").as_deref(),
+            Some("@1795857200.123456")
+        );
+        assert_eq!(epoch_of("yesterday"), None);
+    }
 
     #[test]
     fn filters_default_to_services() {
