@@ -477,9 +477,11 @@ impl Systemd {
         b: &PropertyMap,
         stamp: Option<&Stamp>,
     ) -> UnitRecord {
-        let generation = self.inner.generation.load(Ordering::Acquire);
         let (record, changed) = {
             let mut units = self.inner.units.write().unwrap();
+            // Read under the lock: a store racing a new fill's seed must not write the
+            // older generation over the newer one.
+            let generation = self.inner.generation.load(Ordering::Acquire);
             let record = units
                 .entry(name.to_string())
                 .or_insert_with(|| UnitRecord::new(name.to_string()));
