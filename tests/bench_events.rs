@@ -120,16 +120,8 @@ async fn events_latency() {
                 assert!(status.success(), "systemctl {verb} failed");
                 issued.elapsed()
             });
-            let (seen, seen_us) = loop {
-                let event = events
-                    .next(Duration::from_secs(10))
-                    .await
-                    .unwrap_or_else(|| panic!("no event after systemctl {verb}"));
-                let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
-                if event.event == "unit" && data["name"] == UNIT && data["active_state"] == want {
-                    break (issued.elapsed(), monotonic_us());
-                }
-            };
+            let seen_us = wait_for(&mut events, want).await;
+            let seen = issued.elapsed();
             let ran = command.await.unwrap();
             let changed_us: u64 = sb.show(UNIT, timestamp).parse().unwrap();
             let change_ms = seen_us.saturating_sub(changed_us) as f64 / 1000.0;

@@ -1045,7 +1045,7 @@ fn has_unit_file(fragment_path: Option<&str>) -> bool {
 }
 
 /// A unit without processes (inactive or failed) has no pid, memory or CPU figure.
-fn is_at_rest(active_state: Option<&str>) -> bool {
+pub fn is_at_rest(active_state: Option<&str>) -> bool {
     matches!(active_state, Some("inactive" | "failed"))
 }
 

@@ -32,6 +32,7 @@ use crate::error::{AppError, AppResult, FieldError};
 use crate::state::AppState;
 use crate::systemd::manager::JobInfo;
 use crate::systemd::names::is_valid_unit_name;
+use crate::systemd::watch::is_at_rest;
 use crate::systemd::{Systemd, SystemdError, UnitAction, UnitSummary};
 
 pub use crate::db::{RevisionInfo, UnitFileRow as UnitFileInfo};
@@ -806,7 +807,7 @@ impl AppState {
         let _ = self.systemd.refresh_unit(&service).await;
         if let Ok(summary) = self.systemd.find(&service).await
             && let Some(state) = summary.active_state.as_deref()
-            && !matches!(state, "inactive" | "failed")
+            && !is_at_rest(Some(state))
         {
             let e = AppError::Conflict(format!(
                 "{service} did not stop (it is {state}); nothing was deleted"
@@ -1184,6 +1185,19 @@ impl AppState {
 mod tests {
     use super::*;
 
+    /// Names no route accepts.
+    const BAD_NAMES: [&str; 9] = [
+        "",
+        ".service",
+        "../x",
+        "a/b",
+        "a b",
+        ".hidden",
+        "-x",
+        "a@b.service",
+        "a\nb",
+    ];
+
     #[test]
     fn route_names_resolve_to_the_base_name() {
         assert_eq!(base_name("shop-api").unwrap(), "shop-api");
@@ -1191,17 +1205,7 @@ mod tests {
         assert_eq!(base_name("nightly.timer").unwrap(), "nightly");
         assert_eq!(base_name("my.app").unwrap(), "my.app");
         assert_eq!(base_name("dbus.socket").unwrap(), "dbus.socket");
-        for bad in [
-            "",
-            ".service",
-            "../x",
-            "a/b",
-            "a b",
-            ".hidden",
-            "-x",
-            "a@b.service",
-            "a\nb",
-        ] {
+        for bad in BAD_NAMES {
             assert!(
                 matches!(base_name(bad), Err(AppError::BadRequest(_))),
                 "{bad:?}"
@@ -1225,16 +1229,10 @@ mod tests {
             &format!("{long}.service"),
             &format!("{long}x"),
             &format!("{long}x.timer"),
-            "",
-            ".service",
-            "../x",
-            "a/b",
-            "a b",
-            ".hidden",
-            "-x",
-            "a@b.service",
-            "a\nb",
-        ] {
+        ]
+        .into_iter()
+        .chain(BAD_NAMES)
+        {
             assert_eq!(pattern.is_match(raw), base_name(raw).is_ok(), "{raw:?}");
         }
     }
