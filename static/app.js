@@ -85,10 +85,11 @@ W.addEventListener('online', () => { off = false; banner(); if (!bad.size) resyn
 
 // A reload of the rows ([data-reload]) answers with them as they were when it was asked
 // for: a live update arriving meanwhile would be swapped over by that older answer, so
-// reload once more after it.
+// reload once more after it. Seen before the swap: htmx:sseMessage fires on the row the
+// update replaced, detached by then, so it never reaches the document.
 let reloading = 0, stale = false;
 on('htmx:beforeRequest', e => { if (e.detail.elt.matches?.('[data-reload]')) { reloading++; stale = false; } });
-on('htmx:sseMessage', e => { if (reloading && /^(u:|unit-new$)/.test(e.detail.type)) stale = true; });
+on('htmx:sseBeforeMessage', e => { if (reloading && /^(u:|unit-new$)/.test(e.detail.type)) stale = true; });
 on('htmx:afterRequest', e => {
   if (!e.detail.elt.matches?.('[data-reload]')) return;
   reloading = Math.max(0, reloading - 1);
