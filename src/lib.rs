@@ -27,6 +27,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::StreamExt;
 use tower_http::compression::CompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -174,16 +175,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     tracing::info!(%listen, version = env!("CARGO_PKG_VERSION"), "unitdeck is serving");
     let (stopping, mut stop) = tokio::sync::watch::channel(false);
+    let app = app(state).layer(axum::middleware::from_fn_with_state(
+        stop.clone(),
+        live_streams,
+    ));
     let server = axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         shutdown_signal().await;
         let _ = stopping.send(true);
     });
-    // Live streams (SSE) never end by themselves: a graceful shutdown waited for them
-    // until systemd's stop timeout (90 s, then SIGKILL) whenever a page was open.
+    // Bounds what still runs after the live streams ended (an action waiting for its job).
     let drained = async move {
         let _ = stop.wait_for(|s| *s).await;
         tokio::time::sleep(SHUTDOWN_DRAIN).await;
@@ -193,6 +197,35 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         () = drained => tracing::info!("closing the connections still open (live streams)"),
     }
     Ok(())
+}
+
+/// Live streams (SSE) never end by themselves: they end when unitdeck stops, so a restart
+/// does not wait for them (it waited the whole drain time whenever a page was open), and
+/// they ask browsers to come back after a second instead of their default three.
+async fn live_streams(
+    State(stopping): State<tokio::sync::watch::Receiver<bool>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let is_stream = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !is_stream {
+        return response;
+    }
+    let mut stop = stopping.clone();
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let (parts, body) = response.into_parts();
+    // A block with only a `retry:` field sets the reconnection delay and shows nothing.
+    let retry = futures_util::stream::once(async {
+        Ok::<_, axum::Error>(axum::body::Bytes::from_static(b"retry: 1000\n\n"))
+    });
+    let body = retry.chain(body.into_data_stream()).take_until(stopped);
+    Response::from_parts(parts, axum::body::Body::from_stream(body))
 }
 
 /// How long requests in flight may take to finish after SIGTERM.

@@ -203,7 +203,9 @@ async fn wait_row_state_or_say(
                 vec![json!(row)],
             )
             .await;
-        let sse = b.js("return (window.__trace || []).slice(-40)", vec![]).await;
+        let sse = b
+            .js("return (window.__trace || []).slice(-40)", vec![])
+            .await;
         panic!(
             "timed out waiting for: {what}\nthe row: {now}\ntoasts: {toasts}\n\
              unitdeck says: {api}\nstream events: {sse:#}\n{}",

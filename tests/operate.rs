@@ -459,7 +459,16 @@ async fn protected_units_stay_up_and_unitdeck_restarts_itself() {
         find_audit(&records, "unit.disable", Some(unit), "refused");
     }
 
-    // Restarting unitdeck itself is allowed: it answers, goes, and comes back.
+    // Restarting unitdeck itself is allowed: it answers, goes, and comes back. Its live
+    // streams end when it stops (the stop does not wait for them) and ask clients to come
+    // back after a second.
+    let mut events = SseReader::new(api.get("/api/v1/events").await);
+    let mut log = SseReader::new(api.get("/api/v1/units/dbus.service/logs/stream").await);
+    assert!(
+        events.next(Duration::from_secs(10)).await.is_some(),
+        "a snapshot"
+    );
+    assert_eq!(events.retry, Some(1000));
     let pid = sb.show("unitdeck.service", "MainPID");
     let started = Instant::now();
     let (status, body) = act(&api, "unitdeck.service", "restart").await;
@@ -481,6 +490,16 @@ async fn protected_units_stay_up_and_unitdeck_restarts_itself() {
     .await;
     sb.wait_healthy();
     assert_eq!(sb.show("unitdeck.service", "ActiveState"), "active");
+    for (what, stream) in [("events", &mut events), ("log", &mut log)] {
+        while stream.next(Duration::from_secs(30)).await.is_some() {}
+        assert!(stream.ended, "the {what} stream ended cleanly");
+    }
+    let journal = sb.sh(&format!("journalctl _PID={pid} -o cat --no-pager"));
+    assert!(journal.contains("shutting down"), "{journal}");
+    assert!(
+        !journal.contains("closing the connections still open"),
+        "the stop waited for live streams: {journal}"
+    );
     // The session lives in the database: the same cookie still works.
     eventually("units listed again", Duration::from_secs(10), async || {
         (api.get("/api/v1/units").await.status() == 200).then_some(())

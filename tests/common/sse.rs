@@ -16,6 +16,10 @@ pub struct SseReader {
     buffer: String,
     /// Keep-alive comments read so far.
     pub comments: usize,
+    /// The last `retry:` (reconnection delay, ms) the server sent.
+    pub retry: Option<u64>,
+    /// The server ended the stream cleanly (not a timeout, not an error).
+    pub ended: bool,
 }
 
 impl SseReader {
@@ -30,6 +34,8 @@ impl SseReader {
             stream: response.bytes_stream().boxed(),
             buffer: String::new(),
             comments: 0,
+            retry: None,
+            ended: false,
         }
     }
 
@@ -51,6 +57,8 @@ impl SseReader {
                         event.event = v.trim().to_string();
                     } else if let Some(v) = line.strip_prefix("id:") {
                         event.id = Some(v.trim().to_string());
+                    } else if let Some(v) = line.strip_prefix("retry:") {
+                        self.retry = v.trim().parse().ok();
                     }
                 }
                 if data.is_empty() && event.id.is_none() {
@@ -60,10 +68,15 @@ impl SseReader {
                 event.data = data.join("\n");
                 return Some(event);
             }
-            let chunk = tokio::time::timeout_at(deadline, self.stream.next())
-                .await
-                .ok()??;
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk.ok()?));
+            let chunk = tokio::time::timeout_at(deadline, self.stream.next()).await;
+            match chunk.ok()? {
+                Some(Ok(bytes)) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                Some(Err(_)) => return None,
+                None => {
+                    self.ended = true;
+                    return None;
+                }
+            }
         }
     }
 }
