@@ -14,6 +14,7 @@ pub mod logs;
 pub mod ports;
 pub mod state;
 pub mod systemd;
+pub mod task;
 pub mod unitfile;
 pub mod units;
 pub mod web;

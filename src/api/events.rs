@@ -11,6 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::state::AppState;
 use crate::systemd::UnitEvent;
 use crate::systemd::watch::UnitFilter;
+use crate::task::AbortOnDrop;
 
 /// How often a comment line keeps proxies from closing an idle stream.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -81,13 +82,4 @@ where
     futures_util::stream::unfold((rx, guard), |(mut rx, guard)| async move {
         rx.recv().await.map(|item| (Ok(item), (rx, guard)))
     })
-}
-
-/// Aborts the producing task when the response stream is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
