@@ -64,6 +64,12 @@ pub struct Stamp {
 }
 
 impl Stamp {
+    /// Whether this message came before `other` (from the same connection; across
+    /// connections nothing is known).
+    pub fn is_before(&self, other: &Stamp) -> bool {
+        self.sender == other.sender && self.serial < other.serial
+    }
+
     pub fn of(msg: &zbus::Message) -> Option<Self> {
         let header = msg.header();
         Some(Self {

@@ -23,6 +23,7 @@ use super::props::{
     PropertyMap, Stamp, UnitRecord, calendar_specs, exec_argv, string, strings, u64_of,
 };
 use super::{ActionOutcome, Health, SystemdError, TimerInfo, UnitDetail, UnitSummary, format_usec};
+use crate::task::AbortOnDrop;
 
 /// A change the events stream and the dashboard push to viewers.
 #[derive(Debug, Clone)]
@@ -125,15 +126,6 @@ enum Signal {
     UnitFilesChanged,
     /// A stream ended: the connection is gone.
     Closed,
-}
-
-/// Aborts a task (a signal forwarder, a fill) when the watcher session ends.
-struct AbortOnDrop<T = ()>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 fn forward(
@@ -352,7 +344,9 @@ impl Systemd {
         if string_prop(&unit_props, "LoadState").as_deref() == Some("not-found") {
             return Err(SystemdError::NoSuchUnit(name.to_string()));
         }
-        let record = self.store(name, &unit_props, &type_props, stamp.as_ref());
+        let record = self
+            .store(name, &unit_props, &type_props, stamp.as_ref())
+            .ok_or_else(|| SystemdError::NoSuchUnit(name.to_string()))?;
         let summary = self.summary_of(&record);
         let list = |key: &str| unit_props.get(key).map(strings).unwrap_or_default();
         let timer = (unit_type(name) == "timer").then(|| TimerInfo {
@@ -468,17 +462,32 @@ impl Systemd {
         Ok(())
     }
 
+    /// Whether the running fill saw systemd remove `name` after the read stamped `at`.
+    fn removed_after(&self, name: &str, at: &Stamp) -> bool {
+        let notes = self.inner.filling.lock().unwrap();
+        notes
+            .as_ref()
+            .and_then(|n| n.removed.get(name))
+            .is_some_and(|gone| at.is_before(gone))
+    }
+
     /// Applies property maps to a unit's record, emitting a change when it shows.
-    /// A field holding data newer than `stamp` keeps it.
+    /// A field holding data newer than `stamp` keeps it. None: the data was read before
+    /// systemd removed the unit, which stays out.
     fn store(
         &self,
         name: &str,
         a: &PropertyMap,
         b: &PropertyMap,
         stamp: Option<&Stamp>,
-    ) -> UnitRecord {
+    ) -> Option<UnitRecord> {
         let (record, changed) = {
             let mut units = self.inner.units.write().unwrap();
+            // Checked under the lock the removal takes (`on_unit_removed`): a read
+            // answered before it and stored after it brought the unit back.
+            if !units.contains_key(name) && stamp.is_some_and(|at| self.removed_after(name, at)) {
+                return None;
+            }
             // Read under the lock: a store racing a new fill's seed must not write the
             // older generation over the newer one.
             let generation = self.inner.generation.load(Ordering::Acquire);
@@ -497,7 +506,7 @@ impl Systemd {
                 .events
                 .send(UnitEvent::Changed(Box::new(self.summary_of(&record))));
         }
-        record
+        Some(record)
     }
 
     // --- the watcher ----------------------------------------------------------
@@ -580,7 +589,16 @@ impl Systemd {
                     Some(Signal::Properties(msg)) => self.on_properties_changed(&msg),
                     Some(Signal::UnitNew(name)) => {
                         let exists = self.inner.units.read().unwrap().contains_key(&name);
-                        if !exists {
+                        // Kept as inactive until the fill's end decides: loaded again
+                        // (a transient unit made anew), it is read now instead.
+                        let back = self
+                            .inner
+                            .filling
+                            .lock()
+                            .unwrap()
+                            .as_mut()
+                            .is_some_and(|notes| notes.undecided.remove(&name));
+                        if !exists || back {
                             self.load_into_cache(&bus, &name).await;
                         }
                     }
@@ -686,24 +704,25 @@ impl Systemd {
     /// still exists for the user (it can be started again), so it stays listed
     /// as inactive; anything else (transient units too) leaves the list.
     fn on_unit_removed(&self, name: &str, stamp: Option<Stamp>) {
+        // None: not in the cache (a fill may still be about to store it).
         let has_file = {
             let units = self.inner.units.read().unwrap();
-            match units.get(name) {
-                None => return,
-                Some(r) if !r.fragment_known => None,
-                Some(r) => Some(has_unit_file(r.fragment_path.as_deref())),
-            }
+            units.get(name).map(|r| {
+                r.fragment_known
+                    .then(|| has_unit_file(r.fragment_path.as_deref()))
+            })
         };
         let keep = match has_file {
-            Some(keep) => keep,
+            Some(Some(keep)) => keep,
             // Not read yet (the first fill loads what it reads; systemd unloads it again).
-            None => match self.inner.filling.lock().unwrap().as_mut() {
+            Some(None) => match self.inner.filling.lock().unwrap().as_mut() {
                 Some(notes) => {
                     notes.undecided.insert(name.to_string());
                     true
                 }
                 None => false,
             },
+            None => false,
         };
         if keep {
             let at_rest = PropertyMap::from([
@@ -716,10 +735,15 @@ impl Systemd {
             self.store(name, &at_rest, &no_process(), stamp.as_ref());
             return;
         }
-        let removed = self.inner.units.write().unwrap().remove(name);
-        if let (Some(notes), Some(stamp)) = (self.inner.filling.lock().unwrap().as_mut(), stamp) {
-            notes.removed.insert(name.to_string(), stamp);
-        }
+        let removed = {
+            // The tombstone goes in under the cache lock, which `store` checks it under.
+            let mut units = self.inner.units.write().unwrap();
+            if let (Some(notes), Some(stamp)) = (self.inner.filling.lock().unwrap().as_mut(), stamp)
+            {
+                notes.removed.insert(name.to_string(), stamp);
+            }
+            units.remove(name)
+        };
         if removed.is_some_and(|r| r.is_read()) {
             let _ = self.inner.events.send(UnitEvent::Removed(name.to_string()));
         }
@@ -839,7 +863,7 @@ impl Systemd {
     }
 
     /// Reads units in full into the cache, `LOAD_CONCURRENCY` at a time. A read answered
-    /// before systemd removed the unit is dropped.
+    /// before systemd removed the unit is dropped (by `store`).
     async fn read_units(&self, bus: &Bus, names: Vec<String>) {
         stream::iter(names)
             .map(|name| async move {
@@ -858,15 +882,7 @@ impl Systemd {
                     }
                     Err(_) => return,
                 };
-                let removed_after = {
-                    let notes = self.inner.filling.lock().unwrap();
-                    let removal = notes.as_ref().and_then(|n| n.removed.get(&name));
-                    matches!((removal, &read.stamp), (Some(gone), Some(at))
-                        if gone.sender == at.sender && at.serial < gone.serial)
-                };
-                if !removed_after {
-                    self.store(&name, &read.unit, &read.service, read.stamp.as_ref());
-                }
+                self.store(&name, &read.unit, &read.service, read.stamp.as_ref());
             })
             .await;
     }
@@ -1114,4 +1130,55 @@ fn visible_change(before: &UnitRecord, after: &UnitRecord) -> bool {
         || before.main_pid != after.main_pid
         || before.n_restarts != after.n_restarts
         || before.active_since != after.active_since
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(serial: u32) -> Stamp {
+        Stamp {
+            sender: ":1.7".to_string(),
+            serial,
+        }
+    }
+
+    fn running() -> PropertyMap {
+        PropertyMap::from([
+            ("LoadState".to_string(), zbus::Str::from("loaded").into()),
+            ("ActiveState".to_string(), zbus::Str::from("active").into()),
+        ])
+    }
+
+    #[tokio::test]
+    async fn a_read_answered_before_a_removal_does_not_bring_the_unit_back() {
+        // No bus: the watcher keeps retrying in the background; only the cache is used.
+        let systemd = Systemd::start("unix:path=/nonexistent/bus".to_string(), None);
+        *systemd.inner.filling.lock().unwrap() = Some(FillNotes::default());
+        // A fill's ListUnits saw a transient unit (reply serial 10); systemd removed it
+        // (signal serial 12) before the fill stored what it read.
+        systemd.on_unit_removed("run-u7.service", Some(stamp(12)));
+        let none = PropertyMap::new();
+        let stored = systemd.store("run-u7.service", &running(), &none, Some(&stamp(10)));
+        assert!(stored.is_none());
+        assert!(systemd.summary("run-u7.service").is_none());
+        // Made again: what systemd says after the removal is stored.
+        let stored = systemd.store("run-u7.service", &running(), &none, Some(&stamp(14)));
+        assert!(stored.is_some());
+        assert_eq!(
+            systemd.summary("run-u7.service").unwrap().active_state,
+            Some("active".to_string())
+        );
+        // Another connection's serials say nothing about this one's: stored.
+        systemd.on_unit_removed("run-u8.service", Some(stamp(20)));
+        let other = Stamp {
+            sender: ":1.9".to_string(),
+            serial: 3,
+        };
+        assert!(
+            systemd
+                .store("run-u8.service", &running(), &none, Some(&other))
+                .is_some()
+        );
+    }
 }
