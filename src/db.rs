@@ -262,6 +262,31 @@ impl Db {
         .await
     }
 
+    /// Sets the outcome of an entry written before its action ran.
+    pub async fn set_audit_result(
+        &self,
+        id: i64,
+        result: &str,
+        detail: Option<&str>,
+    ) -> sqlx::Result<()> {
+        sqlx::query("UPDATE audit SET result = ?, detail = ? WHERE id = ?")
+            .bind(result)
+            .bind(detail)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the actions a previous run recorded and never saw finish (it was killed or
+    /// crashed meanwhile) as `interrupted`: at start nothing is pending. How many.
+    pub async fn close_interrupted_actions(&self) -> sqlx::Result<u64> {
+        let done = sqlx::query("UPDATE audit SET result = 'interrupted' WHERE result = 'pending'")
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Newest first, at most `limit`, only ids below `before` when given.
     pub async fn audit_page(
         &self,

@@ -138,6 +138,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         )
     })?;
     let db = Db::open(&config.database_path()).await?;
+    match db.close_interrupted_actions().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(actions = n, "unit actions interrupted by the last stop"),
+        Err(e) => tracing::error!(error = %e, "cannot mark interrupted unit actions"),
+    }
     let password =
         PasswordVerifier::from_source(&config.password, &db, &config.initial_password_path())
             .await?;

@@ -136,7 +136,9 @@ impl AppState {
         Ok(entries)
     }
 
-    /// Runs a unit action and audits it, refused or not, before answering.
+    /// Runs a unit action and audits it, refused or not, before answering. The record is
+    /// written before the action runs, as `pending`: unitdeck killed meanwhile leaves it
+    /// (`interrupted` after the restart), not a change nobody recorded.
     pub async fn unit_action(
         &self,
         principal: &Principal,
@@ -147,6 +149,16 @@ impl AppState {
         let action = UnitAction::parse(action)
             .ok_or_else(|| AppError::NotFound(format!("unknown action {action:?}")))?;
         let name = checked_unit_name(name)?;
+        let record = self
+            .db
+            .audit(AuditEntry {
+                actor: &principal.actor,
+                action: &format!("unit.{}", action.as_str()),
+                target: Some(name),
+                result: "pending",
+                detail: None,
+            })
+            .await?;
         let outcome = self.systemd.run_action(name, action, wait).await;
         let (result, detail) = match &outcome {
             Ok(o) => (
@@ -161,14 +173,9 @@ impl AppState {
             Err(SystemdError::NoSuchUnit(_)) => ("not-found".to_string(), None),
             Err(e) => ("error".to_string(), Some(e.to_string())),
         };
-        self.audit(AuditEntry {
-            actor: &principal.actor,
-            action: &format!("unit.{}", action.as_str()),
-            target: Some(name),
-            result: &result,
-            detail: detail.as_deref(),
-        })
-        .await?;
+        self.db
+            .set_audit_result(record, &result, detail.as_deref())
+            .await?;
         Ok(outcome?)
     }
 }

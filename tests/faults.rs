@@ -750,6 +750,48 @@ async fn client_gone_during_a_unit_file_create() {
     }
 }
 
+/// A unit action is recorded before it runs: unitdeck killed while it waits for the job
+/// leaves the record (`interrupted` once it is back), never an action nobody recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_a_unit_action_keeps_its_audit_record() {
+    let sb = Sandbox::start();
+    sb.add_unit(
+        "slow.service",
+        "[Service]\nExecStartPre=/bin/sleep 5\nExecStart=/bin/sleep infinity\n",
+    );
+    let api = Arc::new(sb.login().await);
+    let start = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            api.request(reqwest::Method::POST, "/api/v1/units/slow.service/start")
+                .send()
+                .await
+        })
+    };
+    wait_for(
+        &sb,
+        "the start job running",
+        Duration::from_secs(20),
+        async || (sb.show("slow.service", "ActiveState") == "activating").then_some(()),
+    )
+    .await;
+    kill_unitdeck(&sb).await;
+    assert!(
+        start.await.unwrap().is_err(),
+        "the request was cut off with unitdeck"
+    );
+    assert_database_sound(&sb);
+    let query = "SELECT actor, target, result FROM audit WHERE action = 'unit.start'";
+    let want = json!([["admin", "slow.service", "interrupted"]]);
+    wait_for(
+        &sb,
+        "the record marked interrupted",
+        Duration::from_secs(10),
+        async || (sql(&sb, query) == want).then_some(()),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_during_audit_writes() {
     let sb = Sandbox::start();

@@ -150,7 +150,8 @@ struct AuditRow {
 fn tone(result: &str) -> &'static str {
     match result {
         "ok" | "done" | "queued" => "active",
-        "failed" | "refused" | "forbidden" | "error" | "rate-limited" | "timeout" => "failed",
+        "failed" | "refused" | "forbidden" | "error" | "rate-limited" | "timeout"
+        | "interrupted" => "failed",
         _ => "inactive",
     }
 }
@@ -196,6 +197,7 @@ mod tests {
     fn results_get_a_tone() {
         assert_eq!(tone("ok"), "active");
         assert_eq!(tone("refused"), "failed");
+        assert_eq!(tone("interrupted"), "failed");
         assert_eq!(tone("not-found"), "inactive");
     }
 }
