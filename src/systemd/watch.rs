@@ -56,6 +56,8 @@ const LOAD_CONCURRENCY: usize = 16;
 /// The longest a daemon-reload is trusted to take: a reload that fails half-way never
 /// sends its Reloading(false), and UnitRemoved must not be ignored for ever after.
 const RELOAD_LIMIT: Duration = Duration::from_secs(60);
+/// How long a removal is remembered: far longer than any read takes.
+const TOMBSTONE_TTL: Duration = Duration::from_secs(300);
 /// How long a SystemState answer serves `/healthz`.
 const STATE_MAX_AGE: Duration = Duration::from_secs(2);
 
@@ -89,14 +91,14 @@ struct Inner {
     generation: AtomicU64,
     /// What happened to units while a fill runs (None between fills).
     filling: Mutex<Option<FillNotes>>,
+    /// Units taken out of the cache lately, with the removal's stamp and when: a read
+    /// answered before the removal (a fill's, a detail page's) must not bring one back.
+    removed: Mutex<HashMap<String, (Stamp, Instant)>>,
 }
 
 /// Units systemd unloaded while a fill ran.
 #[derive(Default)]
 struct FillNotes {
-    /// Taken out of the cache, with the removal's stamp: a read the fill made before the
-    /// removal must not bring one back.
-    removed: HashMap<String, Stamp>,
     /// Unloaded before a read told whether they have a unit file: kept as inactive
     /// until the fill's end, which knows the unit files.
     undecided: HashSet<String>,
@@ -176,6 +178,7 @@ impl Systemd {
                 samples: RwLock::new(HashMap::new()),
                 generation: AtomicU64::new(0),
                 filling: Mutex::new(None),
+                removed: Mutex::new(HashMap::new()),
             }),
         };
         tokio::spawn(systemd.clone().watch_forever());
@@ -462,13 +465,12 @@ impl Systemd {
         Ok(())
     }
 
-    /// Whether the running fill saw systemd remove `name` after the read stamped `at`.
+    /// Whether systemd removed `name` after the read stamped `at`.
     fn removed_after(&self, name: &str, at: &Stamp) -> bool {
-        let notes = self.inner.filling.lock().unwrap();
-        notes
-            .as_ref()
-            .and_then(|n| n.removed.get(name))
-            .is_some_and(|gone| at.is_before(gone))
+        let removed = self.inner.removed.lock().unwrap();
+        removed
+            .get(name)
+            .is_some_and(|(gone, _)| at.is_before(gone))
     }
 
     /// Applies property maps to a unit's record, emitting a change when it shows.
@@ -544,6 +546,7 @@ impl Systemd {
         for record in self.inner.units.write().unwrap().values_mut() {
             record.forget_stamps();
         }
+        self.inner.removed.lock().unwrap().clear();
         // Every signal stream is drained at once by its own task into one
         // unbounded queue: zbus stops reading the socket (method replies too)
         // while any stream's buffer is full, so nothing may wait on a slow consumer.
@@ -587,21 +590,7 @@ impl Systemd {
                 }
                 signal = signals.recv() => match signal {
                     Some(Signal::Properties(msg)) => self.on_properties_changed(&msg),
-                    Some(Signal::UnitNew(name)) => {
-                        let exists = self.inner.units.read().unwrap().contains_key(&name);
-                        // Kept as inactive until the fill's end decides: loaded again
-                        // (a transient unit made anew), it is read now instead.
-                        let back = self
-                            .inner
-                            .filling
-                            .lock()
-                            .unwrap()
-                            .as_mut()
-                            .is_some_and(|notes| notes.undecided.remove(&name));
-                        if !exists || back {
-                            self.load_into_cache(&bus, &name).await;
-                        }
-                    }
+                    Some(Signal::UnitNew(name)) => self.on_unit_new(&bus, name).await,
                     Some(Signal::UnitRemoved(_, _))
                         if reloading.is_some_and(|at| at.elapsed() < RELOAD_LIMIT) => {}
                     Some(Signal::UnitRemoved(name, stamp)) => self.on_unit_removed(&name, stamp),
@@ -700,6 +689,29 @@ impl Systemd {
         }
     }
 
+    async fn on_unit_new(&self, bus: &Bus, name: String) {
+        let exists = self.inner.units.read().unwrap().contains_key(&name);
+        // Unloaded during a fill before it was read, kept as inactive until the fill's end
+        // decides; loaded again (a transient unit made anew), it is read now instead.
+        let undecided = self
+            .inner
+            .filling
+            .lock()
+            .unwrap()
+            .as_mut()
+            .is_some_and(|notes| notes.undecided.remove(&name));
+        if exists && !undecided {
+            return;
+        }
+        let stored = self.load_into_cache(bus, &name).await;
+        if undecided
+            && !stored
+            && let Some(notes) = self.inner.filling.lock().unwrap().as_mut()
+        {
+            notes.undecided.insert(name);
+        }
+    }
+
     /// systemd unloads inactive units it no longer needs. One with a unit file
     /// still exists for the user (it can be started again), so it stays listed
     /// as inactive; anything else (transient units too) leaves the list.
@@ -738,9 +750,10 @@ impl Systemd {
         let removed = {
             // The tombstone goes in under the cache lock, which `store` checks it under.
             let mut units = self.inner.units.write().unwrap();
-            if let (Some(notes), Some(stamp)) = (self.inner.filling.lock().unwrap().as_mut(), stamp)
-            {
-                notes.removed.insert(name.to_string(), stamp);
+            if let Some(stamp) = stamp {
+                let mut removed = self.inner.removed.lock().unwrap();
+                removed.retain(|_, (_, at)| at.elapsed() < TOMBSTONE_TTL);
+                removed.insert(name.to_string(), (stamp, Instant::now()));
             }
             units.remove(name)
         };
@@ -749,7 +762,8 @@ impl Systemd {
         }
     }
 
-    async fn load_into_cache(&self, bus: &Bus, name: &str) {
+    /// Reads a unit systemd just loaded into the cache; whether it was stored.
+    async fn load_into_cache(&self, bus: &Bus, name: &str) -> bool {
         // Reading a unit systemd has unloaded again loads it, which sends another
         // UnitNew; systemd then unloads it again (UnitRemoved). For units that never
         // make it into the cache (seen: not-found mounts such as var-tmp.mount, and
@@ -758,18 +772,21 @@ impl Systemd {
         // bench/README.md). Read only what is still loaded.
         match bus.is_loaded(name).await {
             Ok(true) => {}
-            Ok(false) => return,
+            Ok(false) => return false,
             Err(e) => {
                 tracing::debug!(unit = name, error = %e, "could not look up a new unit");
-                return;
+                return false;
             }
         }
         match fetch_unit(bus, name).await {
-            Ok(Some(read)) => {
-                self.store(name, &read.unit, &read.service, read.stamp.as_ref());
+            Ok(Some(read)) => self
+                .store(name, &read.unit, &read.service, read.stamp.as_ref())
+                .is_some(),
+            Ok(None) => false,
+            Err(e) => {
+                tracing::debug!(unit = name, error = %e, "could not read a new unit");
+                false
             }
-            Ok(None) => {}
-            Err(e) => tracing::debug!(unit = name, error = %e, "could not read a new unit"),
         }
     }
 
@@ -1154,9 +1171,8 @@ mod tests {
     async fn a_read_answered_before_a_removal_does_not_bring_the_unit_back() {
         // No bus: the watcher keeps retrying in the background; only the cache is used.
         let systemd = Systemd::start("unix:path=/nonexistent/bus".to_string(), None);
-        *systemd.inner.filling.lock().unwrap() = Some(FillNotes::default());
-        // A fill's ListUnits saw a transient unit (reply serial 10); systemd removed it
-        // (signal serial 12) before the fill stored what it read.
+        // A read (a fill's ListUnits, a detail page's GetAll) saw a transient unit (reply
+        // serial 10); systemd removed it (signal serial 12) before the read was stored.
         systemd.on_unit_removed("run-u7.service", Some(stamp(12)));
         let none = PropertyMap::new();
         let stored = systemd.store("run-u7.service", &running(), &none, Some(&stamp(10)));
