@@ -200,7 +200,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     tokio::select! {
         res = async { server.await } => res?,
-        () = drained => tracing::info!("closing the connections still open (live streams)"),
+        () = drained => tracing::warn!("requests still running after the drain time: closing their connections"),
     }
     Ok(())
 }

@@ -17,7 +17,12 @@ if (W.htmx) htmx.config.defaultSettleDelay = 0;
 // their EventSources open, and HTTP/1.1 allows 6 connections per host: a few pages later
 // every request stalled. A page restored from that cache reloads for a fresh view.
 const streams = new Set();
-if (W.htmx) htmx.createEventSource = u => { const s = new EventSource(u, { withCredentials: true }); streams.add(s); return s; };
+if (W.htmx) htmx.createEventSource = u => {
+  const s = new EventSource(u, { withCredentials: true });
+  s.addEventListener('changed', () => { if (reloading) stale = true; });
+  streams.add(s);
+  return s;
+};
 W.addEventListener('pagehide', () => { streams.forEach(s => s.close()); streams.clear(); });
 W.addEventListener('pageshow', e => { if (e.persisted) location.reload(); });
 
@@ -85,11 +90,11 @@ W.addEventListener('online', () => { off = false; banner(); if (!bad.size) resyn
 
 // A reload of the rows ([data-reload]) answers with them as they were when it was asked
 // for: a live update arriving meanwhile would be swapped over by that older answer, so
-// reload once more after it. Seen before the swap: htmx:sseMessage fires on the row the
-// update replaced, detached by then, so it never reaches the document.
+// reload once more after it. Every row update comes after a `changed` event, heard on the
+// stream itself: htmx's own events miss updates to rows the page does not have yet, and
+// htmx:sseMessage fires on the row replaced, detached by then.
 let reloading = 0, stale = false;
 on('htmx:beforeRequest', e => { if (e.detail.elt.matches?.('[data-reload]')) { reloading++; stale = false; } });
-on('htmx:sseBeforeMessage', e => { if (reloading && /^(u:|unit-new$)/.test(e.detail.type)) stale = true; });
 on('htmx:afterRequest', e => {
   if (!e.detail.elt.matches?.('[data-reload]')) return;
   reloading = Math.max(0, reloading - 1);

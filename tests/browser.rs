@@ -774,12 +774,35 @@ async fn phone_reconnects_when_unitdeck_restarts() {
     assert!(text.contains("Connection lost"), "banner says {text:?}");
     b.screenshot("connection-lost").await;
     sb.sh(&format!("systemctl stop {DEMO}"));
+    // A unit made meanwhile, which the page has no row for: a change to it while the rows
+    // reload must not be lost either (the reload's answer is held back until then).
+    sb.add_unit(
+        "late.service",
+        "[Unit]\nDescription=Made while unitdeck was down\n[Service]\nExecStart=/bin/sleep infinity\n",
+    );
+    start_unit(&sb, "late.service");
+    hold_next_reload(&b).await;
     sb.sh("systemctl start unitdeck.service");
     sb.wait_healthy();
     b.wait_js(
         "the banner hidden after unitdeck is back",
         WAIT,
         "return !document.querySelector('.conn-banner').classList.contains('show')",
+    )
+    .await;
+    b.wait_js(
+        "the reload's answer held",
+        WAIT,
+        "return !!window.__release",
+    )
+    .await;
+    sb.sh("systemctl stop late.service");
+    b.js("window.__release(); return true", vec![]).await;
+    wait_row_state(
+        &b,
+        "#u-late_2eservice",
+        "inactive",
+        "the stop of a unit the page had no row for",
     )
     .await;
     wait_row_state(&b, DEMO_ROW, "inactive", "the change made while down").await;

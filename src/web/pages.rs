@@ -406,7 +406,9 @@ pub(crate) fn with_toast(mut response: Response, ok: bool, message: &str) -> Res
 }
 
 /// Rendered rows over SSE: `u:<name>` replaces that row, `unit-new` appends a
-/// unit the page did not have, `resync` asks the page to reload its list.
+/// unit the page did not have, `resync` asks the page to reload its list. Each row
+/// event follows a `changed` event (data: the unit) that the page always hears, also
+/// for a `u:<name>` it has no row for (yet): a reload of the rows in flight is older.
 pub async fn row_events(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
@@ -444,6 +446,9 @@ pub async fn row_events(
                     if sent.insert(summary.name.clone(), digest) == Some(digest) {
                         continue;
                     }
+                    if !changed(&tx, &summary.name).await {
+                        return;
+                    }
                     Event::default().event(name).data(html)
                 }
                 Ok(UnitEvent::Removed(name)) => {
@@ -451,6 +456,9 @@ pub async fn row_events(
                         continue;
                     }
                     sent.remove(&name);
+                    if !changed(&tx, &name).await {
+                        return;
+                    }
                     Event::default()
                         .event(format!("u:{name}"))
                         .data(format!("<template id=\"{}\"></template>", dom_id(&name)))
@@ -467,6 +475,13 @@ pub async fn row_events(
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(crate::api::KEEP_ALIVE)))
+}
+
+/// Sends the `changed` event that comes before a row event; false once the page left.
+async fn changed(tx: &tokio::sync::mpsc::Sender<Event>, unit: &str) -> bool {
+    tx.send(Event::default().event("changed").data(unit))
+        .await
+        .is_ok()
 }
 
 fn digest_of(html: &str) -> u64 {
