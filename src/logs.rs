@@ -3,7 +3,7 @@
 //! journal.
 
 use futures_util::Stream;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use utoipa::IntoParams;
 
 use crate::error::{AppError, AppResult};
@@ -21,9 +21,11 @@ const MAX_GREP: usize = 256;
 pub struct LogQuery {
     /// How many entries (the newest, or the first after `after`); 1-10000.
     #[param(minimum = 1, maximum = 10000)]
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub lines: Option<usize>,
-    /// 0-7: this level and the more severe ones.
+    /// 0-7: this level and the more severe ones; empty or 7: every entry.
     #[param(minimum = 0, maximum = 7)]
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub priority: Option<u8>,
     /// Text or PCRE2 pattern in the message (all lower case: case-insensitive); at most
     /// 256 characters, none of them a control character.
@@ -107,11 +109,25 @@ impl UnitsParam {
     }
 }
 
-/// journalctl's own words for what it refused (a bad pattern) are a 400; not being
-/// able to run it is ours.
+/// A number in a query string where an empty value means none: what a form's "All
+/// priorities" option sends (`priority=`), which was a 400.
+fn empty_as_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match Option::<String>::deserialize(deserializer)?.as_deref() {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// A pattern journalctl refused is the client's 400, in its own words ("Bad pattern
+/// ..."); any other failure (a corrupt journal file, journalctl killed, not run) is ours.
 fn journal_error(err: journal::JournalError) -> AppError {
     match err {
-        journal::JournalError::Failed(msg) => AppError::BadRequest(msg),
+        journal::JournalError::Failed(msg) if msg.starts_with("Bad pattern") => bad("grep", &msg),
         other => AppError::internal(other),
     }
 }
@@ -147,7 +163,9 @@ impl AppState {
         }
         Ok(LogFilter {
             units,
-            priority: q.priority,
+            // 7 is every entry, also those without a PRIORITY field (shown as 6), which
+            // journalctl's --priority=7 leaves out.
+            priority: q.priority.filter(|&p| p < 7),
             grep: grep.map(String::from),
             invocation: invocation.map(|i| i.to_ascii_lowercase()),
             since: None,
@@ -203,18 +221,18 @@ impl AppState {
 /// inside a message are written as `\n` (and a backslash as `\\`), so that every line
 /// of a download is one entry with its timestamp.
 pub fn format_line(e: &LogEntry) -> String {
+    let escape = |text: &str| {
+        text.replace('\\', "\\\\")
+            .replace('\r', "\\r")
+            .replace('\n', "\\n")
+    };
     let who = match (&e.identifier, e.pid) {
-        (Some(id), Some(pid)) => format!("{id}[{pid}]"),
-        (Some(id), None) => id.clone(),
+        (Some(id), Some(pid)) => format!("{}[{pid}]", escape(id)),
+        (Some(id), None) => escape(id),
         (None, Some(pid)) => format!("[{pid}]"),
         (None, None) => "-".to_string(),
     };
-    let message = e
-        .message
-        .replace('\\', "\\\\")
-        .replace('\r', "\\r")
-        .replace('\n', "\\n");
-    format!("{} <{}> {who}: {message}", e.time, e.priority)
+    format!("{} <{}> {who}: {}", e.time, e.priority, escape(&e.message))
 }
 
 #[cfg(test)]
@@ -278,5 +296,26 @@ mod tests {
             format_line(&e),
             "2026-11-28T09:13:20.123456Z <3> app[42]: first\\nsecond\\\\n\\r"
         );
+        // The identifier is the sender's to choose too.
+        let e = LogEntry {
+            identifier: Some("a\nb".into()),
+            message: "m".into(),
+            ..e
+        };
+        assert_eq!(
+            format_line(&e),
+            "2026-11-28T09:13:20.123456Z <3> a\\nb[42]: m"
+        );
+    }
+
+    #[test]
+    fn empty_numbers_in_a_query_mean_none() {
+        let query = |q: &str| {
+            let uri: axum::http::Uri = format!("/logs?{q}").parse().unwrap();
+            axum::extract::Query::<LogQuery>::try_from_uri(&uri).map(|q| (q.priority, q.lines))
+        };
+        assert_eq!(query("priority=&lines=&grep=x").unwrap(), (None, None));
+        assert_eq!(query("priority=4&lines=20").unwrap(), (Some(4), Some(20)));
+        assert!(query("priority=x").is_err());
     }
 }

@@ -169,6 +169,11 @@ async fn filters_priority_grep_invocation_and_bad_input() {
             .await,
     );
     assert_eq!(grep, vec!["careful warning", "careful warning"]);
+    // What the page's toolbar sends for "All priorities"; 7 is every entry as well.
+    for all in ["priority=&lines=&grep=careful", "priority=7&grep=careful"] {
+        let path = format!("/api/v1/units/talk.service/logs?{all}");
+        assert_eq!(messages(&api.get_json(&path).await), grep, "{all}");
+    }
     let run = api
         .get_json(&format!(
             "/api/v1/units/talk.service/logs?invocation={second_run}&grep=boom"
