@@ -82,7 +82,17 @@ const banner = () => {
   }
   b.classList.toggle('show', off || bad.size > 0);
 };
-on('htmx:sseError', e => { bad.add(e.target); banner(); });
+on('htmx:sseError', e => {
+  bad.add(e.target); banner();
+  // A log stream htmx has to reopen (the browser gave up on it after an HTTP error) gets no
+  // Last-Event-ID: have it continue after the last line shown rather than from a backlog,
+  // which misses what came meanwhile beyond its length.
+  const l = e.target, shown = l.matches?.('.log') && l.querySelectorAll('[data-cursor]');
+  if (!shown || !shown.length) return;
+  const u = new URL(l.getAttribute('sse-connect'), location.href);
+  u.searchParams.set('after', shown[shown.length - 1].dataset.cursor);
+  l.setAttribute('sse-connect', u.pathname + u.search);
+});
 on('htmx:sseOpen', e => { if (bad.delete(e.target)) resync(); banner(); });
 on('htmx:sseClose', e => { bad.delete(e.target); banner(); });
 W.addEventListener('offline', () => { off = true; banner(); });
@@ -154,6 +164,7 @@ const grew = l => {
   for (let i = 0; i < extra; i++) {
     const p = lines[i].previousElementSibling;
     if (p && p.matches('.log-gap')) p.remove();
+    seenCursors.get(l)?.delete(lines[i].dataset.cursor);
     lines[i].remove();
   }
   if (follow.get(l) !== false) l.scrollTop = l.scrollHeight;

@@ -412,6 +412,65 @@ async fn flows(screen: Screen) {
     wait_row_state(&b, "#u-counter_2eservice", "active", "counter row").await;
     check_page(&b, "unit").await;
 
+    // --- the log toolbar: a text filter with "All priorities" (which sends `priority=`,
+    // once a 400 that left the log as it was) --------------------------------------------
+    b.find("#logs input[type=search]")
+        .await
+        .send_keys("no-such-text")
+        .await
+        .unwrap();
+    b.wait_js(
+        "the log filtered to nothing",
+        WAIT,
+        "const l = document.querySelector('#logview .log'); \
+         return !!l && l.getAttribute('sse-connect').includes('grep=no-such-text') && \
+           !l.querySelector('.log-line')",
+    )
+    .await;
+    // A log stream htmx has to reopen (the browser gave up on it after an HTTP error)
+    // continues after the last line shown, not from a backlog: capture the streams the
+    // page opens, then fail the one of the unfiltered log as the browser would.
+    b.js(
+        "const make = htmx.createEventSource; window.__sources = []; \
+         htmx.createEventSource = u => { const s = make(u); window.__sources.push([u, s]); return s; }; \
+         const i = document.querySelector('#logs input[type=search]'); \
+         i.value = ''; i.dispatchEvent(new Event('input', { bubbles: true })); return true",
+        vec![],
+    )
+    .await;
+    wait_log_past(&b, 0, "the unfiltered log again").await;
+    let last = b
+        .js(
+            "const shown = document.querySelectorAll('.log [data-cursor]'); \
+             const [, s] = window.__sources.at(-1); s.close(); s.onerror(new Event('error')); \
+             return shown[shown.length - 1].dataset.cursor",
+            vec![],
+        )
+        .await;
+    let reopened = b
+        .wait_js(
+            "the log stream reopened",
+            WAIT,
+            "return window.__sources.length > 1 && window.__sources.at(-1)[0]",
+        )
+        .await;
+    let url = reqwest::Url::parse(&base)
+        .unwrap()
+        .join(reopened.as_str().unwrap())
+        .unwrap();
+    let after = url
+        .query_pairs()
+        .find(|(k, _)| k == "after")
+        .map(|(_, v)| v);
+    assert_eq!(after.as_deref(), last.as_str(), "reopened at {url}");
+    let before = *log_numbers(&b).await.last().unwrap();
+    wait_log_past(&b, before + 2, "log lines after the reopen").await;
+    let numbers = log_numbers(&b).await;
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "log lines without gaps or repeats across the reopen: {numbers:?}"
+    );
+
     // --- back and forth between live pages: left pages' streams are closed (Chrome's
     // back/forward cache kept them open, and 6 connections per host ran out) ---------------
     for round in 0..3 {
