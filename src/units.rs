@@ -136,9 +136,7 @@ impl AppState {
         Ok(entries)
     }
 
-    /// Runs a unit action and audits it, refused or not, before answering. The record is
-    /// written before the action runs, as `pending`: unitdeck killed meanwhile leaves it
-    /// (`interrupted` after the restart), not a change nobody recorded.
+    /// Runs a unit action and audits it, refused or not, before answering.
     pub async fn unit_action(
         &self,
         principal: &Principal,
@@ -149,6 +147,19 @@ impl AppState {
         let action = UnitAction::parse(action)
             .ok_or_else(|| AppError::NotFound(format!("unknown action {action:?}")))?;
         let name = checked_unit_name(name)?;
+        Ok(self.audited_action(principal, name, action, wait).await??)
+    }
+
+    /// Runs a unit action with its audit record written first, as `pending`: unitdeck
+    /// killed meanwhile leaves it (`interrupted` after the restart), never a change nobody
+    /// recorded. Err only when that record cannot be written, and then nothing ran.
+    pub async fn audited_action(
+        &self,
+        principal: &Principal,
+        name: &str,
+        action: UnitAction,
+        wait: bool,
+    ) -> AppResult<Result<ActionOutcome, SystemdError>> {
         let record = self
             .db
             .audit(AuditEntry {
@@ -173,10 +184,15 @@ impl AppState {
             Err(SystemdError::NoSuchUnit(_)) => ("not-found".to_string(), None),
             Err(e) => ("error".to_string(), Some(e.to_string())),
         };
-        self.db
+        if let Err(e) = self
+            .db
             .set_audit_result(record, &result, detail.as_deref())
-            .await?;
-        Ok(outcome?)
+            .await
+        {
+            // The record stays `pending`; the action's own answer still counts.
+            tracing::error!(error = %e, record, "cannot record a unit action's outcome");
+        }
+        Ok(outcome)
     }
 }
 

@@ -527,6 +527,20 @@ async fn hostile_specs_are_refused_and_change_nothing() {
         "handmade.service",
         "[Service]\nExecStart=/bin/sleep infinity\n",
     );
+    // What `systemctl edit` leaves behind after its unit file went.
+    sb.write(
+        "/etc/systemd/system/dropped.service.d/override.conf",
+        "[Service]\nUser=root\n",
+    );
+    // A copy of one of unitdeck's files, edited by hand: it carries the marker.
+    sb.write(
+        "/etc/systemd/system/copied.service",
+        &format!(
+            "{}\n[Service]\nExecStart=/bin/sleep infinity\n",
+            unitdeck::unitfile::MANAGED_HEADER
+        ),
+    );
+    sb.sh("systemctl daemon-reload");
     let api = sb.login().await;
     let before = unit_dir_snapshot(&sb);
 
@@ -611,6 +625,26 @@ async fn hostile_specs_are_refused_and_change_nothing() {
             "a hand-made unit",
             with(&|v| v["name"] = json!("handmade")),
             Expect::Status(409, "handmade.service"),
+        ),
+        (
+            "drop-ins left behind",
+            with(&|v| v["name"] = json!("dropped")),
+            Expect::Status(409, "dropped.service.d"),
+        ),
+        (
+            "a marked copy unitdeck has no record of",
+            with(&|v| v["name"] = json!("copied")),
+            Expect::Status(409, "no record"),
+        ),
+        (
+            "requires poweroff.target",
+            with(&|v| v["requires"] = json!(["poweroff.target"])),
+            Expect::Field("requires"),
+        ),
+        (
+            "wants reboot.target",
+            with(&|v| v["wants"] = json!(["reboot.target"])),
+            Expect::Field("wants"),
         ),
         (
             "newline in description",

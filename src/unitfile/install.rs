@@ -334,6 +334,27 @@ pub enum OnDisk {
     Foreign,
 }
 
+/// Drop-in directories (`NAME.d/` holding a `.conf` file) for `name` in `unit_dir` and
+/// the other directories systemd reads units from.
+pub fn drop_in_dirs(unit_dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
+    const SEARCH_PATH: &[&str] = &[
+        "/etc/systemd/system",
+        "/run/systemd/system",
+        "/usr/local/lib/systemd/system",
+        "/usr/lib/systemd/system",
+    ];
+    let mut dirs: Vec<&Path> = vec![unit_dir];
+    dirs.extend(SEARCH_PATH.iter().map(Path::new).filter(|d| *d != unit_dir));
+    dirs.iter()
+        .map(|d| d.join(format!("{name}.d")))
+        .filter(|d| {
+            std::fs::read_dir(d).is_ok_and(|mut entries| {
+                entries.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "conf")))
+            })
+        })
+        .collect()
+}
+
 pub fn on_disk(dir: &Path, name: &str) -> io::Result<OnDisk> {
     let path = dir.join(name);
     match std::fs::symlink_metadata(&path) {

@@ -431,22 +431,47 @@ impl AppState {
     }
 
     /// Why `name` belongs to someone else (a file without our marker in the unit
-    /// directory, or a unit systemd knows from elsewhere), or None when it is free or ours.
+    /// directory, a marked file unitdeck has no record of, drop-ins, or a unit systemd
+    /// knows from elsewhere), or None when it is free or ours.
     async fn foreign_unit(&self, name: &str) -> AppResult<Option<String>> {
         let dir = self.unit_dir();
         let path = dir.join(name);
-        let disk = {
+        let (disk, drop_ins) = {
             let dir = dir.clone();
             let name = name.to_string();
-            tokio::task::spawn_blocking(move || install::on_disk(&dir, &name))
-                .await
-                .map_err(AppError::internal)?
-                .map_err(|e| AppError::Internal(format!("cannot read {}: {e}", path.display())))?
+            tokio::task::spawn_blocking(move || {
+                let drop_ins = install::drop_in_dirs(&dir, &name);
+                install::on_disk(&dir, &name).map(|disk| (disk, drop_ins))
+            })
+            .await
+            .map_err(AppError::internal)?
+            .map_err(|e| AppError::Internal(format!("cannot read {}: {e}", path.display())))?
         };
         if disk == OnDisk::Foreign {
             return Ok(Some(format!(
                 "{} exists and was not created by unitdeck",
                 path.display()
+            )));
+        }
+        // The marker alone proves nothing: a copy of one of ours, edited by hand, has it.
+        if matches!(disk, OnDisk::Ours(_))
+            && self
+                .db
+                .unit_file(&format!("{}.service", base_name(name)?))
+                .await?
+                .is_none()
+        {
+            return Ok(Some(format!(
+                "{} carries unitdeck's marker but unitdeck has no record of it (a copy made by hand?)",
+                path.display()
+            )));
+        }
+        // `systemctl edit` leaves NAME.d/ behind, also after the file goes: a new unit of
+        // that name would run with those settings (User=root, say) without showing them.
+        if let Some(drop_in) = drop_ins.first() {
+            return Ok(Some(format!(
+                "{} holds drop-ins unitdeck did not create; they would apply to a new {name}",
+                drop_in.display()
             )));
         }
         match self.systemd.detail(name).await {
@@ -1047,36 +1072,18 @@ impl AppState {
         }
     }
 
-    /// Runs a unit action for a unit-file change and audits it like `unit_action` does.
+    /// Runs a unit action for a unit-file change, audited like `unit_action`.
     async fn act(
         &self,
         principal: &Principal,
         name: &str,
         action: UnitAction,
     ) -> Result<JobInfo, String> {
-        let outcome = self.systemd.run_action(name, action, true).await;
-        let (result, detail) = match &outcome {
-            Ok(o) => (
-                o.job.result.map_or("queued", |r| r.as_str()).to_string(),
-                o.job.id.map(|id| format!("job {id}")),
-            ),
-            Err(e) => ("error".to_string(), Some(e.to_string())),
-        };
-        if let Err(e) = self
-            .audit_change(
-                principal,
-                &format!("unit.{}", action.as_str()),
-                name,
-                &result,
-                detail.as_deref(),
-            )
-            .await
-        {
-            tracing::error!(error = %e, "could not audit a unit action");
+        let failed = |e: &dyn std::fmt::Display| format!("{} {name}: {e}", action.as_str());
+        match self.audited_action(principal, name, action, true).await {
+            Ok(outcome) => outcome.map(|o| o.job).map_err(|e| failed(&e)),
+            Err(e) => Err(failed(&e)),
         }
-        outcome
-            .map(|o| o.job)
-            .map_err(|e| format!("{} {name}: {e}", action.as_str()))
     }
 
     async fn stop(&self, principal: &Principal, name: &str) {

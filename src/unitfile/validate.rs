@@ -20,7 +20,7 @@
 
 use super::spec::{HealthSpec, RestartPolicy, UnitKind, UnitSpec};
 use crate::error::FieldError;
-use crate::systemd::names::is_valid_unit_name;
+use crate::systemd::names::{is_valid_unit_name, takes_the_system_down};
 
 /// Longest base name.
 pub const MAX_NAME_LEN: usize = 200;
@@ -88,8 +88,8 @@ pub fn validate(spec: &UnitSpec) -> Result<(), Vec<FieldError>> {
     }
     check("environment", check_environment(spec));
     check("after", check_dependencies(&spec.after));
-    check("requires", check_dependencies(&spec.requires));
-    check("wants", check_dependencies(&spec.wants));
+    check("requires", check_pulled_in(&spec.requires));
+    check("wants", check_pulled_in(&spec.wants));
     if spec.kind == UnitKind::Job && spec.restart == Some(RestartPolicy::Always) {
         check(
             "restart",
@@ -271,8 +271,9 @@ fn check_normalised(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A user or group: a POSIX-ish name (`[a-z_][a-z0-9_-]*[$]?`, at most 32 characters) or a
-/// numeric ID that systemd accepts (0-4294967294, not 65535).
+/// A user or group: a name as systemd takes it in `User=` (`[A-Za-z_][A-Za-z0-9_.-]*[$]?`,
+/// at most 32 characters: `Dev` and `first.last` exist on Debian) or a numeric ID that
+/// systemd accepts (0-4294967294, not 65535).
 fn check_user_or_group(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("must not be empty (use null for the default)".into());
@@ -296,12 +297,10 @@ fn check_user_or_group(name: &str) -> Result<(), String> {
     let mut chars = body.chars();
     let first_ok = chars
         .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    if !first_ok
-        || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-    {
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
         return Err(format!(
-            "{} is not a valid name: lower-case letters, digits, \"_\" and \"-\", starting with a letter or \"_\"",
+            "{} is not a valid name: letters, digits, \"_\", \"-\" and \".\", starting with a letter or \"_\"",
             show(name)
         ));
     }
@@ -360,6 +359,19 @@ fn check_dependencies(names: &[String]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Units started along with this one: none that shuts the container down (starting a
+/// unit that wants `poweroff.target` powers it off; unitdeck refuses to start those).
+fn check_pulled_in(names: &[String]) -> Result<(), String> {
+    check_dependencies(names)?;
+    match names.iter().position(|n| takes_the_system_down(n)) {
+        Some(i) => Err(format!(
+            "item {i} ({}) would shut the container down or take it out of service",
+            show(&names[i])
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Characters allowed in a dependency, on top of the crate's unit-name check: systemd's
@@ -769,7 +781,7 @@ mod tests {
     fn user_and_group_rules() {
         for bad in [
             "",
-            "Dev",
+            ".dev",
             "1dev",
             "-dev",
             "de v",
@@ -788,6 +800,8 @@ mod tests {
         }
         for good in [
             "root",
+            "Dev",
+            "first.last",
             "_apt",
             "dev-user",
             "machine$",
@@ -869,6 +883,17 @@ mod tests {
             &with(|s| s.wants = vec!["a.service".into(); MAX_DEPENDENCIES + 1]),
             "wants",
         );
+        // Pulled in, these power the container off; ordered after, they do nothing.
+        for down in [
+            "poweroff.target",
+            "reboot.target",
+            "rescue.target",
+            "systemd-halt.service",
+        ] {
+            assert_only(&with(|s| s.requires = vec![down.into()]), "requires");
+            assert_only(&with(|s| s.wants = vec![down.into()]), "wants");
+            assert_eq!(validate(&with(|s| s.after = vec![down.into()])), Ok(()));
+        }
     }
 
     #[test]
@@ -1026,8 +1051,8 @@ mod tests {
             s.description = "a\nb".into();
             s.exec_start = vec!["rel".into(), "a\nb".into()];
             s.working_directory = Some("rel".into());
-            s.user = Some("Bad".into());
-            s.group = Some("Bad".into());
+            s.user = Some("1bad".into());
+            s.group = Some("1bad".into());
             s.environment = BTreeMap::from([("1".into(), "\n".into()), ("2".into(), "".into())]);
             s.after = vec!["x".into(), "y".into()];
             s.requires = vec!["x".into()];
