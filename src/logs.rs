@@ -27,8 +27,8 @@ pub struct LogQuery {
     #[param(minimum = 0, maximum = 7)]
     #[serde(default, deserialize_with = "empty_as_none")]
     pub priority: Option<u8>,
-    /// Text or PCRE2 pattern in the message (all lower case: case-insensitive); at most
-    /// 256 characters, none of them a control character.
+    /// Text in the message, taken literally (all lower case: any case); at most 256
+    /// characters, none of them a control character.
     #[param(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub grep: Option<String>,
     /// A journal cursor (an entry's `cursor`): entries strictly after it.
@@ -123,15 +123,6 @@ where
     }
 }
 
-/// A pattern journalctl refused is the client's 400, in its own words ("Bad pattern
-/// ..."); any other failure (a corrupt journal file, journalctl killed, not run) is ours.
-fn journal_error(err: journal::JournalError) -> AppError {
-    match err {
-        journal::JournalError::Failed(msg) if msg.starts_with("Bad pattern") => bad("grep", &msg),
-        other => AppError::internal(other),
-    }
-}
-
 impl AppState {
     /// A validated filter for existing units (404 for unknown units, 400 for bad filters).
     pub async fn log_filter(&self, names: &[&str], q: &LogQuery) -> AppResult<LogFilter> {
@@ -183,7 +174,8 @@ impl AppState {
         let lines = q.lines_or(default_lines)?;
         journal::read(&filter, lines, q.cursor()?)
             .await
-            .map_err(journal_error)
+            // The filters were checked: journalctl failing (a corrupt journal file, killed) is ours.
+            .map_err(AppError::internal)
     }
 
     /// Backlog then live entries. A `resume` cursor (Last-Event-ID, or `after`)
@@ -207,12 +199,6 @@ impl AppState {
             }
             None => after.map(String::from),
         };
-        // A bad pattern would only end the stream silently: try it once first.
-        if filter.grep.is_some() {
-            journal::read(&filter, 1, None)
-                .await
-                .map_err(journal_error)?;
-        }
         Ok(self.journal.subscribe(filter, backlog, resume))
     }
 }

@@ -1148,6 +1148,50 @@ async fn the_html_form_creates_a_running_unit() {
     );
     assert_eq!(api.get("/units/web-app.service").await.status(), 200);
 
+    // Saved, but its start failed (a dependency that does not exist): not a silent
+    // success, the unit page says so, once.
+    let notice_set = |res: &reqwest::Response| {
+        res.headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("unitdeck_notice="))
+    };
+    assert!(!notice_set(&res), "nothing to tell after a clean start");
+    let mut broken = fields("broken-app");
+    broken.retain(|(k, _)| {
+        !matches!(
+            k.as_str(),
+            "requires" | "port" | "health_kind" | "health_target"
+        )
+    });
+    broken.push(("requires".into(), "missing-dependency.service".into()));
+    broken.push(("action".into(), "save".into()));
+    let res = browser_post(&sb, &api, "/units/new")
+        .form(&broken)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(
+        notice_set(&res),
+        "the start's failure goes to the next page"
+    );
+    let html = api
+        .get("/units/broken-app.service")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Saved as revision 1, but: "), "{html}");
+    assert!(html.contains("missing-dependency.service"), "{html}");
+    let html = api
+        .get("/units/broken-app.service")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("Saved as revision"), "said once");
+
     // Edit: a new revision; the page shows the history with a diff and a rollback button.
     let res = api.get("/units/web-app.service/edit").await;
     assert_eq!(res.status(), 200);

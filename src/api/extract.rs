@@ -129,13 +129,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 
 /// `Set-Cookie` for a session; Secure when a TLS proxy says the page is https.
 pub fn session_cookie(headers: &HeaderMap, value: &str, max_age_secs: u64) -> String {
+    cookie(headers, crate::auth::SESSION_COOKIE, value, max_age_secs)
+}
+
+/// A cookie only this site's own requests carry back (HttpOnly, SameSite=Strict), Secure
+/// when the request came over HTTPS (through a proxy that says so).
+pub fn cookie(headers: &HeaderMap, name: &str, value: &str, max_age_secs: u64) -> String {
     let secure = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("https"));
     format!(
-        "{}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}{}",
-        crate::auth::SESSION_COOKIE,
+        "{name}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}{}",
         if secure { "; Secure" } else { "" }
     )
 }

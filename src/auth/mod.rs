@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 pub use middleware::{
-    SESSION_COOKIE, authenticate, is_cross_site, session_hash as session_hash_of, urlencode,
+    SESSION_COOKIE, authenticate, cookie_value, is_cross_site, session_hash as session_hash_of,
+    urlencode,
 };
 pub use password::{PasswordVerifier, hash_password};
 pub use ratelimit::LoginLimiter;

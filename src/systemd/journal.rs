@@ -20,7 +20,8 @@
 //! - `--since` together with a cursor is refused.
 //! - `--grep` exits with status 1 and no message when nothing matched.
 //! - `--grep` is a PCRE2 pattern with "smart case": all-lowercase patterns match
-//!   case-insensitively.
+//!   case-insensitively. The filter is text (API.md), so its special characters are
+//!   escaped ([`literal_pattern`]): "a(" is no refused pattern, "a.b" no wildcard.
 
 use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;
@@ -42,7 +43,7 @@ pub struct LogFilter {
     pub units: Vec<String>,
     /// 0..=7: keep this level and the more severe ones.
     pub priority: Option<u8>,
-    /// journalctl `--grep` pattern (PCRE2, smart case). Empty means none.
+    /// Text in the message (all lower case: any case). Empty means none.
     pub grep: Option<String>,
     /// Invocation ID (32 hex characters): only that run of the unit.
     pub invocation: Option<String>,
@@ -179,6 +180,18 @@ enum Mode<'a> {
     Follow(Option<&'a str>),
 }
 
+/// `text` as a PCRE2 pattern matching it literally: its special characters escaped.
+pub fn literal_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if "\\^$.|?*+()[]{}".contains(c) {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern
+}
+
 fn build_args(filter: &LogFilter, mode: Mode<'_>) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "--no-pager".into(),
@@ -192,7 +205,7 @@ fn build_args(filter: &LogFilter, mode: Mode<'_>) -> Vec<String> {
         args.push(format!("--priority={p}"));
     }
     if let Some(g) = filter.grep.as_deref().filter(|g| !g.is_empty()) {
-        args.push(format!("--grep={g}"));
+        args.push(format!("--grep={}", literal_pattern(g)));
     }
     match mode {
         Mode::Tail(n) => {
@@ -504,8 +517,7 @@ async fn drain_stderr(stderr: Option<impl AsyncRead + Unpin>) -> String {
 /// - With `after_cursor`: the first `lines` matching entries strictly after that cursor
 ///   (`filter.since` is ignored: journalctl refuses both).
 ///
-/// An invalid grep pattern, `since` or cursor gives [`JournalError::Failed`] with
-/// journalctl's message. Dropping the future kills the journalctl child.
+/// An invalid `since` or cursor gives [`JournalError::Failed`] with journalctl's message. Dropping the future kills the journalctl child.
 pub async fn read(
     filter: &LogFilter,
     lines: usize,
@@ -685,8 +697,7 @@ impl JournalHub {
     /// entries as of the first poll, then live ones; with `backlog == 0`, every entry
     /// written after this call. Nothing is lost or repeated at the seam, nor when the
     /// viewer lags ([`StreamItem::Skipped`]) or the follower process dies. The stream ends
-    /// only if journalctl keeps failing (e.g. an invalid grep pattern: check with
-    /// [`read`] first to report it). Dropping the stream leaves; the last viewer to
+    /// only if journalctl keeps failing. Dropping the stream leaves; the last viewer to
     /// leave stops the follower.
     pub fn subscribe(
         &self,
@@ -1253,10 +1264,20 @@ mod tests {
         LogFilter {
             units: vec!["foo.service".into()],
             priority: Some(4),
-            grep: Some("a b".into()),
+            grep: Some("a (b)".into()),
             invocation: Some("0fa83c77af2c48d2981d21c42034cc16".into()),
             since: Some("-1h".into()),
         }
+    }
+
+    #[test]
+    fn text_filters_are_literal_patterns() {
+        assert_eq!(literal_pattern("a.b"), "a\\.b");
+        assert_eq!(
+            literal_pattern(r"(x)|[y]{2}^$*+?\"),
+            r"\(x\)\|\[y\]\{2\}\^\$\*\+\?\\"
+        );
+        assert_eq!(literal_pattern("Ünïcode ok"), "Ünïcode ok");
     }
 
     #[test]
@@ -1268,7 +1289,7 @@ mod tests {
             [
                 "--unit=foo.service",
                 "--priority=4",
-                "--grep=a b",
+                "--grep=a \\(b\\)",
                 "--since=-1h",
                 "--reverse",
                 "--lines=10",

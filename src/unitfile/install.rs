@@ -121,10 +121,11 @@ fn parse_calendar_output(text: &str) -> Vec<String> {
 }
 
 /// `Sun 2026-11-29 03:00:00 UTC` → `2026-11-29T03:00:00.000000Z`; None for another zone.
+/// GMT is UTC too: in zones such as Etc/GMT no `(in UTC)` line follows.
 fn utc_timestamp(value: &str) -> Option<String> {
     let mut parts = value.split_whitespace();
     let (_weekday, date, time, zone) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if zone != "UTC" {
+    if zone != "UTC" && zone != "GMT" {
         return None;
     }
     let t = chrono::NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y-%m-%d %H:%M:%S")
@@ -665,6 +666,8 @@ mod tests {
             parse_calendar_output(berlin),
             ["2026-11-30T02:00:00.000000Z", "2026-12-07T02:00:00.000000Z"]
         );
+        let gmt = "    Next elapse: Sun 2026-11-29 00:00:00 GMT\n       From now: 16h left\n";
+        assert_eq!(parse_calendar_output(gmt), ["2026-11-29T00:00:00.000000Z"]);
         assert!(parse_calendar_output("    Next elapse: never\n").is_empty());
     }
 

@@ -3,6 +3,7 @@
 mod admin;
 mod assets;
 mod logs;
+mod notice;
 mod pages;
 mod ports;
 mod unit_form;

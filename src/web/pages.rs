@@ -243,12 +243,15 @@ struct UnitPage {
     /// The rendered log box (its own template, also served alone on filter changes).
     log_view: String,
     resources: String,
+    /// Said once after a redirect (a change saved, but its unit did not start).
+    notice: Option<String>,
 }
 
 pub async fn unit_page(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Html<String>, PageError> {
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
     let d = state.unit_detail(&name).await?;
     let link = |names: &[String]| {
         names
@@ -270,7 +273,8 @@ pub async fn unit_page(
     let resources = resources(&state, &d.summary)
         .render()
         .map_err(|e| PageError(AppError::internal(e)))?;
-    render(&UnitPage {
+    let notice = super::notice::take(&headers);
+    let page = render(&UnitPage {
         chrome: Chrome::new("services"),
         resources,
         u: UnitView::of(&state.systemd, &d.summary),
@@ -282,7 +286,13 @@ pub async fn unit_page(
             .collect(),
         relations,
         d,
-    })
+        notice: notice.as_ref().map(|(text, _)| text.clone()),
+    })?;
+    let mut response = page.into_response();
+    if let Some((_, clear)) = notice {
+        response.headers_mut().append(header::SET_COOKIE, clear);
+    }
+    Ok(response)
 }
 
 /// One unit's row, for the unit page's resync.

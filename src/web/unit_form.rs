@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::pages::Chrome;
@@ -21,7 +21,7 @@ use crate::error::{AppError, FieldError};
 use crate::state::AppState;
 use crate::unitfile::diff::{DiffLine, diff_lines};
 use crate::unitfile::shell::{shell_quote_argv, split_command_line};
-use crate::unitfile::{HealthSpec, Preview, RestartPolicy, UnitKind, UnitSpec};
+use crate::unitfile::{Applied, HealthSpec, Preview, RestartPolicy, UnitKind, UnitSpec};
 
 /// Revisions shown (with their diffs) on the edit page.
 const HISTORY: usize = 20;
@@ -477,6 +477,8 @@ struct FormPage {
     units: Vec<String>,
     revisions: Vec<RevisionRow>,
     name_q: String,
+    /// Said once after a redirect (a rollback saved, but its unit did not start).
+    notice: Option<String>,
 }
 
 impl FormPage {
@@ -554,6 +556,7 @@ async fn page(
         free_ports: choices.free_ports,
         units: choices.units,
         revisions,
+        notice: None,
     })
 }
 
@@ -631,39 +634,48 @@ pub async fn new_page(State(state): State<AppState>) -> Result<Response, PageErr
 pub async fn new_submit(
     State(state): State<AppState>,
     principal: Principal,
+    headers: HeaderMap,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let (f, intent) = FormValues::parse(pairs);
-    submit(&state, &principal, None, f, intent).await
+    submit(&state, &principal, &headers, None, f, intent).await
 }
 
 /// `GET /units/{name}/edit`.
 pub async fn edit_page(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let detail = state.unit_file(&name).await?;
     let f = FormValues::from_spec(&detail.spec);
-    page(&state, Some(detail.name), f, Some(Errors::default()))
-        .await?
-        .render_with(StatusCode::OK)
+    let mut page = page(&state, Some(detail.name), f, Some(Errors::default())).await?;
+    let notice = super::notice::take(&headers);
+    page.notice = notice.as_ref().map(|(text, _)| text.clone());
+    let mut response = page.render_with(StatusCode::OK)?;
+    if let Some((_, clear)) = notice {
+        response.headers_mut().append(header::SET_COOKIE, clear);
+    }
+    Ok(response)
 }
 
 /// `POST /units/{name}/edit`: save as a new revision (then go to the unit).
 pub async fn edit_submit(
     State(state): State<AppState>,
     principal: Principal,
+    headers: HeaderMap,
     Path(name): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let detail = state.unit_file(&name).await?;
     let (f, intent) = FormValues::parse(pairs);
-    submit(&state, &principal, Some(detail.name), f, intent).await
+    submit(&state, &principal, &headers, Some(detail.name), f, intent).await
 }
 
 async fn submit(
     state: &AppState,
     principal: &Principal,
+    headers: &HeaderMap,
     editing: Option<String>,
     f: FormValues,
     intent: Intent,
@@ -692,7 +704,8 @@ async fn submit(
                 .unit
                 .as_ref()
                 .map_or_else(|| applied.name.clone(), |u| u.name.clone());
-            Ok(Redirect::to(&format!("/units/{}", urlencode(&primary))).into_response())
+            let to = format!("/units/{}", urlencode(&primary));
+            Ok(redirect_telling(&to, headers, &applied))
         }
         Err(err) => {
             let status = err.status();
@@ -723,6 +736,7 @@ pub async fn preview_fragment(
 pub async fn rollback(
     State(state): State<AppState>,
     principal: Principal,
+    headers: HeaderMap,
     Path(name): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
@@ -734,7 +748,23 @@ pub async fn rollback(
     let applied = state
         .rollback_unit_file(&principal, &name, revision)
         .await?;
-    Ok(Redirect::to(&format!("/units/{}/edit", urlencode(&applied.name))).into_response())
+    let to = format!("/units/{}/edit", urlencode(&applied.name));
+    Ok(redirect_telling(&to, &headers, &applied))
+}
+
+/// A redirect after a saved change, carrying what failed after the files were in place
+/// (enable, start) to the page it leads to, rather than a silent success.
+fn redirect_telling(to: &str, request: &HeaderMap, applied: &Applied) -> Response {
+    let mut response = Redirect::to(to).into_response();
+    if !applied.warnings.is_empty() {
+        let message = format!(
+            "Saved as revision {}, but: {}",
+            applied.revision,
+            applied.warnings.join("; ")
+        );
+        super::notice::attach(&mut response, request, &message);
+    }
+    response
 }
 
 /// `POST /units/{name}/delete`: stop, disable, remove; back to the services.
