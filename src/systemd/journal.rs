@@ -95,6 +95,8 @@ pub enum StreamItem {
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Entries per journalctl run when a stream catches up from a cursor.
 const CATCH_UP_CHUNK: usize = 2000;
+/// Catch-up reads tried again after a failure before the stream ends.
+const CATCH_UP_TRIES: u32 = 3;
 /// Live entries buffered per follower before a slow viewer lags. 8192 is ~0.4 s at
 /// 20,000 lines/s: with 1024 (~50 ms), a viewer that lagged once at that rate lagged again
 /// while re-reading the gap (a 2000-entry read takes ~50 ms plus spawning journalctl), and
@@ -715,6 +717,7 @@ impl JournalHub {
             origin: None,
             boundary: None,
             resume_unchecked: false,
+            catch_up_failures: 0,
             phase: Phase::Done,
         };
         match check_filter(&state.filter) {
@@ -972,6 +975,8 @@ struct Viewer {
     boundary: Option<CursorPos>,
     /// `last_cursor` came from the client and journalctl has not accepted it yet.
     resume_unchecked: bool,
+    /// Catch-up reads that failed in a row.
+    catch_up_failures: u32,
     phase: Phase,
 }
 
@@ -1010,6 +1015,7 @@ impl Viewer {
                     match read(&self.filter, CATCH_UP_CHUNK, Some(&after)).await {
                         Ok(entries) => {
                             self.resume_unchecked = false;
+                            self.catch_up_failures = 0;
                             let more = entries.len() == CATCH_UP_CHUNK;
                             if entries.is_empty() {
                                 // Everything up to the cursor was delivered already.
@@ -1027,9 +1033,20 @@ impl Viewer {
                             self.boundary = None;
                             self.phase = Phase::Backlog(backlog);
                         }
+                        // Going live now would skip what the read missed, silently: try
+                        // again, then end the stream, whose client resumes from the last
+                        // entry it got (Last-Event-ID) once journalctl works again.
+                        Err(e) if self.catch_up_failures < CATCH_UP_TRIES => {
+                            self.catch_up_failures += 1;
+                            tracing::warn!(error = %e, "log catch-up read failed; trying again");
+                            tokio::time::sleep(Duration::from_millis(
+                                250 * u64::from(self.catch_up_failures),
+                            ))
+                            .await;
+                        }
                         Err(e) => {
-                            tracing::warn!(error = %e, "log catch-up read failed; entries may be missing");
-                            self.phase = Phase::Live;
+                            tracing::warn!(error = %e, "log catch-up reads keep failing; ending the stream");
+                            self.phase = Phase::Done;
                         }
                     }
                 }
