@@ -43,7 +43,57 @@ async fn footprint() {
     eprintln!("{} units loaded in the container", units.trim());
 
     start_times(&sb).await;
+    restart_times(&sb).await;
     memory(&sb).await;
+}
+
+/// `systemctl restart unitdeck` (stop, then start) with no client, and with live streams
+/// open (the dashboard's rows, the events API, a log): the stop used to wait for them.
+async fn restart_times(sb: &Sandbox) {
+    const RESTARTS: usize = 5;
+    let api = sb.login().await;
+    let mut rows = Vec::new();
+    for streams in [false, true] {
+        let mut took = Vec::new();
+        for _ in 0..RESTARTS {
+            sb.sh("systemctl reset-failed unitdeck.service 2>/dev/null; true");
+            let mut open = Vec::new();
+            if streams {
+                for path in [
+                    "/ui/events?type=service",
+                    "/api/v1/events",
+                    "/api/v1/units/talk-a.service/logs/stream",
+                ] {
+                    let res = api.get(path).await;
+                    assert_eq!(res.status(), 200, "{path}");
+                    open.push(res);
+                }
+            }
+            let started = Instant::now();
+            sb.sh("systemctl restart unitdeck.service");
+            took.push(started.elapsed());
+            drop(open);
+            sb.wait_healthy();
+        }
+        took.sort_unstable();
+        rows.push((streams, took[RESTARTS / 2], took[RESTARTS - 1]));
+    }
+    for (streams, median, max) in &rows {
+        eprintln!(
+            "`systemctl restart unitdeck`, {RESTARTS} times, {}: median {:.1} ms, max {:.1} ms",
+            if *streams {
+                "3 live streams open"
+            } else {
+                "no client"
+            },
+            median.as_secs_f64() * 1000.0,
+            max.as_secs_f64() * 1000.0
+        );
+    }
+    eprintln!(
+        "restart with streams open / without: {:.2}x",
+        rows[1].1.as_secs_f64() / rows[0].1.as_secs_f64()
+    );
 }
 
 /// `systemctl start unitdeck` → first 200 on `/healthz`, and → the first full answer of
