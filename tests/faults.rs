@@ -914,17 +914,54 @@ fn unit_dir_listing(sb: &Sandbox) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn full_unit_directory_is_a_clean_5xx() {
-    let sb = Sandbox::start();
-    // A small tmpfs over the unit directory, holding what was there; unitdeck restarts so
-    // that its own mount namespace (ReadWritePaths=) sees it. Then fill it up.
+/// A tmpfs of `size` over the unit directory, holding what was there; unitdeck restarts
+/// so that its own mount namespace (ReadWritePaths=) sees it.
+fn unit_dir_on_tmpfs(sb: &Sandbox, size: &str) {
     sb.sh(&format!(
-        "cp -a {UNIT_DIR} /tmp/units && mount -t tmpfs -o size=256k,mode=0755 tmpfs {UNIT_DIR} \
+        "cp -a {UNIT_DIR} /tmp/units && mount -t tmpfs -o size={size},mode=0755 tmpfs {UNIT_DIR} \
          && cp -a /tmp/units/. {UNIT_DIR}/ && systemctl daemon-reload \
          && systemctl restart unitdeck.service"
     ));
     sb.wait_healthy();
+}
+
+/// A delete that cannot remove the files (a read-only unit directory) leaves the unit as
+/// it was: a 5xx with the reason, and the service it stopped first running again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_delete_puts_the_unit_back() {
+    let sb = Sandbox::start();
+    unit_dir_on_tmpfs(&sb, "4m");
+    let api = sb.login().await;
+    let res = api
+        .post_json("/api/v1/unit-files", &crash_spec("keep-me"))
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let pid = sb.show("keep-me.service", "MainPID");
+    sb.sh(&format!("mount -o remount,ro {UNIT_DIR}"));
+    let res = api.delete("/api/v1/unit-files/keep-me").await;
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    assert!((500..600).contains(&status), "a 5xx: {status} {body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("ead-only"),
+        "the reason: {body}"
+    );
+    assert_eq!(sb.show("keep-me.service", "ActiveState"), "active");
+    assert_ne!(
+        sb.show("keep-me.service", "MainPID"),
+        pid,
+        "stopped for the delete, then started again"
+    );
+    assert_eq!(sb.show("keep-me.service", "UnitFileState"), "enabled");
+    sb.sh(&format!("mount -o remount,rw {UNIT_DIR}"));
+    assert_eq!(api.get("/api/v1/unit-files/keep-me").await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_unit_directory_is_a_clean_5xx() {
+    let sb = Sandbox::start();
+    // A small one, then filled up.
+    unit_dir_on_tmpfs(&sb, "256k");
     sb.sh(&format!(
         "dd if=/dev/zero of={UNIT_DIR}/.filler bs=4096 2>/dev/null || true"
     ));

@@ -299,6 +299,13 @@ where
         .map_err(AppError::internal)?
 }
 
+/// What a change stopped and disabled before touching the files, to put back if it fails.
+#[derive(Default)]
+struct Paused {
+    stopped: Vec<String>,
+    disabled: Vec<String>,
+}
+
 fn is_running(summary: &UnitSummary) -> bool {
     matches!(
         summary.active_state.as_deref(),
@@ -787,11 +794,13 @@ impl AppState {
                 .is_some_and(|s| is_running(&s)),
             Err(_) => false,
         };
+        let mut paused = Paused::default();
         if old_primary != spec.primary_unit() {
             // The kind changed: the old primary unit goes away or changes role.
-            self.stop_and_disable(principal, &old_primary).await;
+            self.stop_and_disable(principal, &old_primary, &mut paused)
+                .await;
         }
-        let revision = self
+        let committed = self
             .install_and_commit(
                 principal,
                 action,
@@ -803,7 +812,14 @@ impl AppState {
                 )),
                 &note,
             )
-            .await?;
+            .await;
+        let revision = match committed {
+            Ok(revision) => revision,
+            Err(e) => {
+                self.restore(principal, paused, &old_primary).await;
+                return Err(e);
+            }
+        };
         let (job, warnings) = self.apply_state(principal, &spec, Some(was_running)).await;
         Ok(self.applied(&spec, revision, prepared, job, warnings).await)
     }
@@ -818,15 +834,10 @@ impl AppState {
         };
         let primary = current.spec.primary_unit();
         let service = current.spec.unit_name();
-        let timer_was_running = primary != service
-            && self
-                .systemd
-                .find(&primary)
-                .await
-                .is_ok_and(|summary| is_running(&summary));
-        self.stop(principal, &primary).await;
+        let mut paused = Paused::default();
+        self.stop(principal, &primary, &mut paused).await;
         if primary != service {
-            self.stop(principal, &service).await;
+            self.stop(principal, &service, &mut paused).await;
         }
         // Files gone under a process that did not stop would leave it running unmanaged.
         let _ = self.systemd.refresh_unit(&service).await;
@@ -837,23 +848,28 @@ impl AppState {
             let e = AppError::Conflict(format!(
                 "{service} did not stop (it is {state}); nothing was deleted"
             ));
-            // Its schedule goes on as before.
-            if timer_was_running
-                && let Err(e) = self.act(principal, &primary, UnitAction::Start).await
-            {
-                tracing::warn!(unit = primary, error = %e, "restarting the timer failed");
-            }
+            // A job's schedule goes on as before.
+            self.restore(principal, paused, &primary).await;
             return Err(self.refuse(principal, ACTION, &target, e).await);
         }
-        self.disable(principal, &primary).await;
+        self.disable(principal, &primary, &mut paused).await;
         let names: Vec<String> = current.files.keys().cloned().collect();
-        let installed = self
+        let written = self
             .write_files(principal, ACTION, &current.row.name, BTreeMap::new(), names)
-            .await?;
+            .await;
+        let installed = match written {
+            Ok(installed) => installed,
+            Err(e) => {
+                self.restore(principal, paused, &primary).await;
+                return Err(e);
+            }
+        };
         if let Err(e) = self.reload().await {
-            return Err(self
+            let e = self
                 .undo(principal, ACTION, &current.row.name, installed, e)
-                .await);
+                .await;
+            self.restore(principal, paused, &primary).await;
+            return Err(e);
         }
         let spec_json = serde_json::to_string(&current.spec).map_err(AppError::internal)?;
         let detail = format!(
@@ -892,18 +908,17 @@ impl AppState {
                 }
                 Ok(())
             }
-            Ok(false) => Err(self
-                .undo(
-                    principal,
-                    ACTION,
-                    &current.row.name,
-                    installed,
-                    AppError::Conflict("the unit file was deleted meanwhile".into()),
-                )
-                .await),
-            Err(e) => Err(self
-                .undo(principal, ACTION, &current.row.name, installed, e.into())
-                .await),
+            Ok(false) | Err(_) => {
+                let e = match deleted {
+                    Err(e) => e.into(),
+                    _ => AppError::Conflict("the unit file was deleted meanwhile".into()),
+                };
+                let e = self
+                    .undo(principal, ACTION, &current.row.name, installed, e)
+                    .await;
+                self.restore(principal, paused, &primary).await;
+                Err(e)
+            }
         }
     }
 
@@ -1086,29 +1101,52 @@ impl AppState {
         }
     }
 
-    async fn stop(&self, principal: &Principal, name: &str) {
+    async fn stop(&self, principal: &Principal, name: &str, paused: &mut Paused) {
         // Decide on systemd's answer, not the cache: a stop skipped on a stale "inactive"
         // would leave the old process running once its unit file is gone.
         let _ = self.systemd.refresh_unit(name).await;
         if let Ok(summary) = self.systemd.find(name).await
             && is_running(&summary)
-            && let Err(e) = self.act(principal, name, UnitAction::Stop).await
         {
-            tracing::warn!(unit = name, error = %e, "stopping before a unit-file change failed");
+            match self.act(principal, name, UnitAction::Stop).await {
+                Ok(_) => paused.stopped.push(name.to_string()),
+                Err(e) => {
+                    tracing::warn!(unit = name, error = %e, "stopping before a unit-file change failed");
+                }
+            }
         }
     }
 
-    async fn stop_and_disable(&self, principal: &Principal, name: &str) {
-        self.stop(principal, name).await;
-        self.disable(principal, name).await;
+    async fn stop_and_disable(&self, principal: &Principal, name: &str, paused: &mut Paused) {
+        self.stop(principal, name, paused).await;
+        self.disable(principal, name, paused).await;
     }
 
-    async fn disable(&self, principal: &Principal, name: &str) {
+    async fn disable(&self, principal: &Principal, name: &str, paused: &mut Paused) {
         if let Ok(summary) = self.systemd.find(name).await
             && summary.unit_file_state.as_deref() == Some("enabled")
-            && let Err(e) = self.act(principal, name, UnitAction::Disable).await
         {
-            tracing::warn!(unit = name, error = %e, "disabling before a unit-file change failed");
+            match self.act(principal, name, UnitAction::Disable).await {
+                Ok(_) => paused.disabled.push(name.to_string()),
+                Err(e) => {
+                    tracing::warn!(unit = name, error = %e, "disabling before a unit-file change failed");
+                }
+            }
+        }
+    }
+
+    /// Puts back what a change that then failed stopped and disabled: enabled again, and
+    /// `primary` started again if it was stopped (a job's run that was cut is not re-run).
+    async fn restore(&self, principal: &Principal, paused: Paused, primary: &str) {
+        for name in &paused.disabled {
+            if let Err(e) = self.act(principal, name, UnitAction::Enable).await {
+                tracing::warn!(unit = name, error = %e, "enabling again after a failed change failed");
+            }
+        }
+        if paused.stopped.iter().any(|n| n == primary)
+            && let Err(e) = self.act(principal, primary, UnitAction::Start).await
+        {
+            tracing::warn!(unit = primary, error = %e, "starting again after a failed change failed");
         }
     }
 
