@@ -486,8 +486,14 @@ impl Systemd {
         let (record, changed) = {
             let mut units = self.inner.units.write().unwrap();
             // Checked under the lock the removal takes (`on_unit_removed`): a read
-            // answered before it and stored after it brought the unit back.
-            if !units.contains_key(name) && stamp.is_some_and(|at| self.removed_after(name, at)) {
+            // answered before it and stored after it brought the unit back. Not for a unit
+            // with a unit file: systemd unloading it (UnitRemoved) does not end it (a
+            // not-found unit a page looked up, unloaded just after its file was written,
+            // then refused the new unit's start as unknown).
+            if !units.contains_key(name)
+                && !has_unit_file(string_prop(a, "FragmentPath").as_deref())
+                && stamp.is_some_and(|at| self.removed_after(name, at))
+            {
                 return None;
             }
             // Read under the lock: a store racing a new fill's seed must not write the
@@ -1184,6 +1190,16 @@ mod tests {
         assert_eq!(
             systemd.summary("run-u7.service").unwrap().active_state,
             Some("active".to_string())
+        );
+        // A unit with a unit file outlives systemd unloading it: stored.
+        let file = std::env::current_exe().unwrap().display().to_string();
+        let mut with_file = running();
+        with_file.insert("FragmentPath".to_string(), zbus::Str::from(file).into());
+        systemd.on_unit_removed("web-app.service", Some(stamp(30)));
+        assert!(
+            systemd
+                .store("web-app.service", &with_file, &none, Some(&stamp(25)))
+                .is_some()
         );
         // Another connection's serials say nothing about this one's: stored.
         systemd.on_unit_removed("run-u8.service", Some(stamp(20)));
