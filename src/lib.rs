@@ -157,6 +157,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         login_limiter: Arc::new(LoginLimiter::default()),
         health: Default::default(),
         port_scanner: Arc::new(std::sync::Mutex::new(ports::PortScanner::new("/proc"))),
+        notices: Default::default(),
     };
     // A change interrupted between its files and its revision is put back.
     if let Err(e) = unitfile::reconcile_on_start(&state).await {

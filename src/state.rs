@@ -21,4 +21,6 @@ pub struct AppState {
     pub health: HealthChecks,
     /// Remembers socket holders between port scans (see `ports::PortScanner`).
     pub port_scanner: Arc<Mutex<PortScanner>>,
+    /// Messages for the page after a redirect (`web::notice`).
+    pub notices: crate::web::Notices,
 }

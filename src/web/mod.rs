@@ -19,6 +19,7 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 pub use assets::asset_url;
+pub use notice::Notices;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -273,7 +273,7 @@ pub async fn unit_page(
     let resources = resources(&state, &d.summary)
         .render()
         .map_err(|e| PageError(AppError::internal(e)))?;
-    let notice = super::notice::take(&headers);
+    let notice = state.notices.take(&headers);
     let page = render(&UnitPage {
         chrome: Chrome::new("services"),
         resources,

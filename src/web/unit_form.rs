@@ -650,7 +650,7 @@ pub async fn edit_page(
     let detail = state.unit_file(&name).await?;
     let f = FormValues::from_spec(&detail.spec);
     let mut page = page(&state, Some(detail.name), f, Some(Errors::default())).await?;
-    let notice = super::notice::take(&headers);
+    let notice = state.notices.take(&headers);
     page.notice = notice.as_ref().map(|(text, _)| text.clone());
     let mut response = page.render_with(StatusCode::OK)?;
     if let Some((_, clear)) = notice {
@@ -705,7 +705,7 @@ async fn submit(
                 .as_ref()
                 .map_or_else(|| applied.name.clone(), |u| u.name.clone());
             let to = format!("/units/{}", urlencode(&primary));
-            Ok(redirect_telling(&to, headers, &applied))
+            Ok(redirect_telling(state, &to, headers, &applied))
         }
         Err(err) => {
             let status = err.status();
@@ -749,12 +749,17 @@ pub async fn rollback(
         .rollback_unit_file(&principal, &name, revision)
         .await?;
     let to = format!("/units/{}/edit", urlencode(&applied.name));
-    Ok(redirect_telling(&to, &headers, &applied))
+    Ok(redirect_telling(&state, &to, &headers, &applied))
 }
 
 /// A redirect after a saved change, carrying what failed after the files were in place
 /// (enable, start) to the page it leads to, rather than a silent success.
-fn redirect_telling(to: &str, request: &HeaderMap, applied: &Applied) -> Response {
+fn redirect_telling(
+    state: &AppState,
+    to: &str,
+    request: &HeaderMap,
+    applied: &Applied,
+) -> Response {
     let mut response = Redirect::to(to).into_response();
     if !applied.warnings.is_empty() {
         let message = format!(
@@ -762,7 +767,7 @@ fn redirect_telling(to: &str, request: &HeaderMap, applied: &Applied) -> Respons
             applied.revision,
             applied.warnings.join("; ")
         );
-        super::notice::attach(&mut response, request, &message);
+        state.notices.attach(&mut response, request, &message);
     }
     response
 }
