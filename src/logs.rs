@@ -23,7 +23,8 @@ pub struct LogQuery {
     #[param(minimum = 1, maximum = 10000)]
     #[serde(default, deserialize_with = "empty_as_none")]
     pub lines: Option<usize>,
-    /// 0-7: this level and the more severe ones; empty or 7: every entry.
+    /// 0-7: this level and the more severe ones; empty or 7: every entry (journalctl adds
+    /// no match for 0-7, so entries without a PRIORITY field are kept too).
     #[param(minimum = 0, maximum = 7)]
     #[serde(default, deserialize_with = "empty_as_none")]
     pub priority: Option<u8>,
@@ -154,9 +155,7 @@ impl AppState {
         }
         Ok(LogFilter {
             units,
-            // 7 is every entry, also those without a PRIORITY field (shown as 6), which
-            // journalctl's --priority=7 leaves out.
-            priority: q.priority.filter(|&p| p < 7),
+            priority: q.priority,
             grep: grep.map(String::from),
             invocation: invocation.map(|i| i.to_ascii_lowercase()),
             since: None,

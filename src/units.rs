@@ -152,8 +152,24 @@ impl AppState {
 
     /// Runs a unit action with its audit record written first, as `pending`: unitdeck
     /// killed meanwhile leaves it (`interrupted` after the restart), never a change nobody
-    /// recorded. Err only when that record cannot be written, and then nothing ran.
+    /// recorded. Err only when that record cannot be written, and then nothing ran. Runs
+    /// to the end in a task of its own: a client that goes away must not leave the record
+    /// `pending` while the job finishes in systemd.
     pub async fn audited_action(
+        &self,
+        principal: &Principal,
+        name: &str,
+        action: UnitAction,
+        wait: bool,
+    ) -> AppResult<Result<ActionOutcome, SystemdError>> {
+        let name = name.to_string();
+        crate::task::to_completion(self, principal, async move |state, principal| {
+            state.run_audited(&principal, &name, action, wait).await
+        })
+        .await
+    }
+
+    async fn run_audited(
         &self,
         principal: &Principal,
         name: &str,

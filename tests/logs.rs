@@ -182,10 +182,41 @@ async fn filters_priority_grep_invocation_and_bad_input() {
         .get_json("/api/v1/units/talk.service/logs?grep=.*")
         .await;
     assert_eq!(nothing, json!([]));
-    // What the page's toolbar sends for "All priorities"; 7 is every entry as well.
+    // What the page's toolbar sends for "All priorities"; 7 is every entry as well, also
+    // one without a PRIORITY field.
     for all in ["priority=&lines=&grep=careful", "priority=7&grep=careful"] {
         let path = format!("/api/v1/units/talk.service/logs?{all}");
         assert_eq!(messages(&api.get_json(&path).await), grep, "{all}");
+    }
+    sb.add_unit(
+        "quiet.service",
+        // Native protocol without PRIORITY, from a process that stays a moment: journald
+        // reads the sender's unit from /proc, which a process already gone does not have.
+        "[Service]\nType=oneshot\nExecStart=/usr/bin/python3 -c \"import socket, time; \
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); \
+         s.sendto(b'MESSAGE=unprioritized note\\\\n', '/run/systemd/journal/socket'); time.sleep(1)\"\n",
+    );
+    sb.sh("systemctl start quiet.service");
+    let raw = eventually(
+        "the entry in the journal",
+        Duration::from_secs(5),
+        async || {
+            let raw = sb.sh("journalctl -o json MESSAGE='unprioritized note'");
+            (!raw.trim().is_empty()).then_some(raw)
+        },
+    )
+    .await;
+    assert!(
+        !raw.contains("\"PRIORITY\""),
+        "written without a priority: {raw}"
+    );
+    for all in ["", "priority=", "priority=7"] {
+        let path = format!("/api/v1/units/quiet.service/logs?grep=unprioritized&{all}");
+        assert_eq!(
+            messages(&api.get_json(&path).await),
+            vec!["unprioritized note"],
+            "{all}"
+        );
     }
     let run = api
         .get_json(&format!(

@@ -339,6 +339,8 @@ pub enum OnDisk {
 /// the other directories systemd reads units from.
 pub fn drop_in_dirs(unit_dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
     const SEARCH_PATH: &[&str] = &[
+        "/etc/systemd/system.control",
+        "/run/systemd/system.control",
         "/etc/systemd/system",
         "/run/systemd/system",
         "/usr/local/lib/systemd/system",

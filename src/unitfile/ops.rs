@@ -34,6 +34,7 @@ use crate::systemd::manager::JobInfo;
 use crate::systemd::names::is_valid_unit_name;
 use crate::systemd::watch::is_at_rest;
 use crate::systemd::{Systemd, SystemdError, UnitAction, UnitSummary};
+use crate::task::to_completion;
 
 pub use crate::db::{RevisionInfo, UnitFileRow as UnitFileInfo};
 
@@ -279,24 +280,6 @@ pub async fn reconcile_on_start(state: &AppState) -> anyhow::Result<()> {
         });
     }
     Ok(())
-}
-
-/// Runs a change in a task of its own, so that it finishes (or is undone) even when the
-/// request that asked for it goes away: a client that disconnects drops the handler's
-/// future, and a change dropped between installing its files and committing its revision
-/// would leave files that no revision describes (tests/faults.rs measured it).
-async fn to_completion<T, F>(
-    state: &AppState,
-    principal: &Principal,
-    change: impl FnOnce(AppState, Principal) -> F,
-) -> AppResult<T>
-where
-    T: Send + 'static,
-    F: Future<Output = AppResult<T>> + Send + 'static,
-{
-    tokio::spawn(change(state.clone(), principal.clone()))
-        .await
-        .map_err(AppError::internal)?
 }
 
 /// What a change stopped and disabled before touching the files, to put back if it fails.
@@ -848,7 +831,7 @@ impl AppState {
             let e = AppError::Conflict(format!(
                 "{service} did not stop (it is {state}); nothing was deleted"
             ));
-            // A job's schedule goes on as before.
+            // A job's schedule goes on as before; a service still stopping is left to it.
             self.restore(principal, paused, &primary).await;
             return Err(self.refuse(principal, ACTION, &target, e).await);
         }
@@ -1136,16 +1119,23 @@ impl AppState {
     }
 
     /// Puts back what a change that then failed stopped and disabled: enabled again, and
-    /// `primary` started again if it was stopped (a job's run that was cut is not re-run).
+    /// `primary` started again if it was stopped and is at rest (a job's run that was cut
+    /// is not re-run; a start would cancel a stop job still running).
     async fn restore(&self, principal: &Principal, paused: Paused, primary: &str) {
         for name in &paused.disabled {
             if let Err(e) = self.act(principal, name, UnitAction::Enable).await {
                 tracing::warn!(unit = name, error = %e, "enabling again after a failed change failed");
             }
         }
-        if paused.stopped.iter().any(|n| n == primary)
-            && let Err(e) = self.act(principal, primary, UnitAction::Start).await
-        {
+        if !paused.stopped.iter().any(|n| n == primary) {
+            return;
+        }
+        let _ = self.systemd.refresh_unit(primary).await;
+        let at_rest = self
+            .systemd
+            .summary(primary)
+            .is_some_and(|s| is_at_rest(s.active_state.as_deref()));
+        if at_rest && let Err(e) = self.act(principal, primary, UnitAction::Start).await {
             tracing::warn!(unit = primary, error = %e, "starting again after a failed change failed");
         }
     }
