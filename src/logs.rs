@@ -198,6 +198,13 @@ impl AppState {
             }
             None => after.map(String::from),
         };
+        if !self.journal.has_room_for(&filter) {
+            return Err(AppError::Unavailable(format!(
+                "{} log streams with different filters are open (one journalctl each); \
+                 close one, or use a filter already open",
+                journal::MAX_FOLLOWERS
+            )));
+        }
         Ok(self.journal.subscribe(filter, backlog, resume))
     }
 }

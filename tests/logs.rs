@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::sse::SseReader;
 use common::{Sandbox, eventually};
 use serde_json::{Value, json};
+use unitdeck::systemd::journal::MAX_FOLLOWERS;
 
 /// A unit printing `line-N` every 20 ms.
 const NUMBERS: &str = "[Service]\nExecStart=/bin/sh -c 'i=0; while [ $$i -lt 1000000 ]; do echo line-$$i; i=$$((i+1)); sleep 0.02; done'\n";
@@ -486,4 +487,40 @@ async fn quiet_streams_carry_a_comment_every_15_seconds() {
         "no comment on the row stream in {:?}",
         started.elapsed()
     );
+}
+
+/// Each live log stream with a filter of its own runs a journalctl: past
+/// `MAX_FOLLOWERS` different filters a new one is a 503 that says why; a filter already
+/// open is shared and always served; a closed stream makes room again.
+#[tokio::test(flavor = "multi_thread")]
+async fn live_logs_with_different_filters_are_capped_shared_ones_are_not() {
+    let sb = Sandbox::start();
+    let api = sb.login().await;
+    let stream =
+        |filter: &str| format!("/api/v1/units/dbus.service/logs/stream?lines=1&grep={filter}");
+    let mut open = Vec::new();
+    for i in 0..MAX_FOLLOWERS {
+        let res = api.get(&stream(&format!("filter-{i}"))).await;
+        assert_eq!(res.status(), 200, "stream {i}");
+        open.push(res);
+    }
+    let res = api.get(&stream("one-too-many")).await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{MAX_FOLLOWERS} log streams")),
+        "{body}"
+    );
+    let shared = api.get(&stream("filter-0")).await;
+    assert_eq!(shared.status(), 200, "a filter already open is shared");
+    drop(shared);
+    drop(open.pop());
+    eventually("room for one more", Duration::from_secs(10), async || {
+        (api.get(&stream("one-too-many")).await.status() == 200).then_some(())
+    })
+    .await;
 }

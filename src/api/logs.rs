@@ -87,7 +87,7 @@ pub fn last_event_id(headers: &HeaderMap) -> Option<String> {
         (status = 200, content_type = "text/event-stream", description = "event: entry / id: cursor / data: log entry"),
         (status = 400, description = "not a valid unit name, or a bad filter", body = Problem),
         (status = 404, description = "no such unit", body = Problem),
-        (status = 503, description = "systemd is unreachable", body = Problem)
+        (status = 503, description = "systemd is unreachable, or too many log streams with different filters are open", body = Problem)
     ))]
 pub async fn stream(
     State(state): State<AppState>,
@@ -110,7 +110,7 @@ pub async fn stream(
         (status = 200, content_type = "text/event-stream", description = "event: entry / id: cursor / data: log entry"),
         (status = 400, description = "no units, too many, a name that is not valid, or a bad filter", body = Problem),
         (status = 404, description = "no such unit", body = Problem),
-        (status = 503, description = "systemd is unreachable", body = Problem)
+        (status = 503, description = "systemd is unreachable, or too many log streams with different filters are open", body = Problem)
     ))]
 pub async fn merged_stream(
     State(state): State<AppState>,

@@ -95,6 +95,9 @@ pub enum StreamItem {
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Entries per journalctl run when a stream catches up from a cursor.
 const CATCH_UP_CHUNK: usize = 2000;
+/// Live log streams with different filters at once (one `journalctl --follow` each;
+/// viewers of the same filter share one): only many different filters reach it.
+pub const MAX_FOLLOWERS: usize = 32;
 /// Catch-up reads tried again after a failure before the stream ends.
 const CATCH_UP_TRIES: u32 = 3;
 /// Live entries buffered per follower before a slow viewer lags. 8192 is ~0.4 s at
@@ -681,6 +684,15 @@ impl Drop for ViewerGuard {
     }
 }
 
+/// The follower a filter's live entries come from: they do not depend on `since`, so
+/// one serves all of them.
+fn follower_key(filter: &LogFilter) -> LogFilter {
+    LogFilter {
+        since: None,
+        ..filter.clone()
+    }
+}
+
 impl JournalHub {
     pub fn new() -> Self {
         Self::default()
@@ -746,6 +758,13 @@ impl JournalHub {
     }
 
     /// Register a viewer: subscribe to the follower of `filter`, starting it if needed.
+    /// Whether a stream of `filter` can start: it shares a running follower, or there
+    /// is room for one more ([`MAX_FOLLOWERS`]).
+    pub fn has_room_for(&self, filter: &LogFilter) -> bool {
+        let followers = self.inner.lock();
+        followers.contains_key(&follower_key(filter)) || followers.len() < MAX_FOLLOWERS
+    }
+
     fn join(
         &self,
         filter: &LogFilter,
@@ -754,11 +773,7 @@ impl JournalHub {
         watch::Receiver<bool>,
         ViewerGuard,
     ) {
-        // Live entries do not depend on `since`: share one follower for all of them.
-        let key = LogFilter {
-            since: None,
-            ..filter.clone()
-        };
+        let key = follower_key(filter);
         let mut followers = self.inner.lock();
         let slot = followers.entry(key.clone()).or_insert_with(|| {
             let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
