@@ -41,6 +41,10 @@ pub struct AuditRecord {
     pub actor: String,
     pub action: String,
     pub target: Option<String>,
+    /// `ok`, `done`, `queued`, `failed`, `refused`, `forbidden`, `not-found`, `error`,
+    /// `rate-limited`, `timeout`, ... A unit action is written as `pending` before it runs
+    /// and given its outcome after; one a stopped or crashed unitdeck never saw finish
+    /// reads `interrupted`.
     pub result: String,
     pub detail: Option<String>,
 }
