@@ -164,51 +164,37 @@ impl AppState {
     ) -> AppResult<Result<ActionOutcome, SystemdError>> {
         let name = name.to_string();
         crate::task::to_completion(self, principal, async move |state, principal| {
-            state.run_audited(&principal, &name, action, wait).await
+            let record = state
+                .db
+                .audit(AuditEntry {
+                    actor: &principal.actor,
+                    action: &format!("unit.{}", action.as_str()),
+                    target: Some(&name),
+                    result: "pending",
+                    detail: None,
+                })
+                .await?;
+            let outcome = state.systemd.run_action(&name, action, wait).await;
+            let (result, detail) = match &outcome {
+                Ok(o) => (
+                    o.job.result.map_or("queued", |r| r.as_str()).to_string(),
+                    o.job.id.map(|id| format!("job {id}")),
+                ),
+                Err(SystemdError::Refused(msg)) => ("refused".to_string(), Some(msg.clone())),
+                Err(SystemdError::NoSuchUnit(_)) => ("not-found".to_string(), None),
+                Err(e) => ("error".to_string(), Some(e.to_string())),
+            };
+            if let Err(e) = state
+                .db
+                .set_audit_result(record, &result, detail.as_deref())
+                .await
+            {
+                // The record stays `pending`; the action's own answer still counts.
+                tracing::error!(error = %e, record, "cannot record a unit action's outcome");
+            }
+            Ok(outcome)
         })
         .await
-    }
-
-    async fn run_audited(
-        &self,
-        principal: &Principal,
-        name: &str,
-        action: UnitAction,
-        wait: bool,
-    ) -> AppResult<Result<ActionOutcome, SystemdError>> {
-        let record = self
-            .db
-            .audit(AuditEntry {
-                actor: &principal.actor,
-                action: &format!("unit.{}", action.as_str()),
-                target: Some(name),
-                result: "pending",
-                detail: None,
-            })
-            .await?;
-        let outcome = self.systemd.run_action(name, action, wait).await;
-        let (result, detail) = match &outcome {
-            Ok(o) => (
-                o.job
-                    .result
-                    .map(|r| r.as_str())
-                    .unwrap_or("queued")
-                    .to_string(),
-                o.job.id.map(|id| format!("job {id}")),
-            ),
-            Err(SystemdError::Refused(msg)) => ("refused".to_string(), Some(msg.clone())),
-            Err(SystemdError::NoSuchUnit(_)) => ("not-found".to_string(), None),
-            Err(e) => ("error".to_string(), Some(e.to_string())),
-        };
-        if let Err(e) = self
-            .db
-            .set_audit_result(record, &result, detail.as_deref())
-            .await
-        {
-            // The record stays `pending`; the action's own answer still counts.
-            tracing::error!(error = %e, record, "cannot record a unit action's outcome");
-        }
-        Ok(outcome)
     }
 }
 

@@ -376,12 +376,7 @@ async fn flows(screen: Screen) {
         vec![],
     )
     .await;
-    b.wait_js(
-        "the reload's answer held",
-        WAIT,
-        "return !!window.__release",
-    )
-    .await;
+    wait_reload_held(&b).await;
     sb.sh(&format!("systemctl stop {DEMO}"));
     wait_row_state(&b, DEMO_ROW, "inactive", "the stop shown live").await;
     b.js("window.__release(); return true", vec![]).await;
@@ -789,6 +784,16 @@ async fn hold_next_reload(b: &Browser) {
     .await;
 }
 
+/// Waits until the answer [`hold_next_reload`] holds back has arrived.
+async fn wait_reload_held(b: &Browser) {
+    b.wait_js(
+        "the reload's answer held",
+        WAIT,
+        "return !!window.__release",
+    )
+    .await;
+}
+
 /// Waits until the banner was shown and is hidden again.
 async fn wait_banner_shown_then_hidden(b: &Browser, what: &str) {
     b.wait_js(
@@ -849,12 +854,7 @@ async fn phone_reconnects_when_unitdeck_restarts() {
         "return !document.querySelector('.conn-banner').classList.contains('show')",
     )
     .await;
-    b.wait_js(
-        "the reload's answer held",
-        WAIT,
-        "return !!window.__release",
-    )
-    .await;
+    wait_reload_held(&b).await;
     sb.sh("systemctl stop late.service");
     b.js("window.__release(); return true", vec![]).await;
     wait_row_state(

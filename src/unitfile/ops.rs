@@ -836,43 +836,50 @@ impl AppState {
             return Err(self.refuse(principal, ACTION, &target, e).await);
         }
         self.disable(principal, &primary, &mut paused).await;
-        let names: Vec<String> = current.files.keys().cloned().collect();
-        let written = self
-            .write_files(principal, ACTION, &current.row.name, BTreeMap::new(), names)
-            .await;
-        let installed = match written {
-            Ok(installed) => installed,
-            Err(e) => {
-                self.restore(principal, paused, &primary).await;
-                return Err(e);
-            }
-        };
-        if let Err(e) = self.reload().await {
-            let e = self
-                .undo(principal, ACTION, &current.row.name, installed, e)
-                .await;
+        let removed = self.remove_files(principal, ACTION, &current).await;
+        if removed.is_err() {
+            // The files are back; so are the unit's state and a job's schedule.
             self.restore(principal, paused, &primary).await;
-            return Err(e);
         }
+        removed
+    }
+
+    /// A delete's second half: the files go, systemd reloads, the row goes with its audit
+    /// record in one transaction; the files are put back if any step fails.
+    async fn remove_files(
+        &self,
+        principal: &Principal,
+        action: &str,
+        current: &Current,
+    ) -> AppResult<()> {
         let spec_json = serde_json::to_string(&current.spec).map_err(AppError::internal)?;
         let detail = format!(
             "revision {} removed; last spec: {spec_json}",
             current.row.revision
         );
+        let names: Vec<String> = current.files.keys().cloned().collect();
+        let installed = self
+            .write_files(principal, action, &current.row.name, BTreeMap::new(), names)
+            .await?;
+        if let Err(e) = self.reload().await {
+            return Err(self
+                .undo(principal, action, &current.row.name, installed, e)
+                .await);
+        }
         let deleted = self
             .db
             .delete_unit_file(
                 &current.row.name,
                 AuditEntry {
                     actor: &principal.actor,
-                    action: ACTION,
+                    action,
                     target: Some(&current.row.name),
                     result: "ok",
                     detail: Some(&detail),
                 },
             )
             .await;
-        match deleted {
+        let err = match deleted {
             Ok(true) => {
                 drop(installed);
                 self.refresh_managed().await;
@@ -889,20 +896,14 @@ impl AppState {
                             .await;
                     }
                 }
-                Ok(())
+                return Ok(());
             }
-            Ok(false) | Err(_) => {
-                let e = match deleted {
-                    Err(e) => e.into(),
-                    _ => AppError::Conflict("the unit file was deleted meanwhile".into()),
-                };
-                let e = self
-                    .undo(principal, ACTION, &current.row.name, installed, e)
-                    .await;
-                self.restore(principal, paused, &primary).await;
-                Err(e)
-            }
-        }
+            Ok(false) => AppError::Conflict("the unit file was deleted meanwhile".into()),
+            Err(e) => e.into(),
+        };
+        Err(self
+            .undo(principal, action, &current.row.name, installed, err)
+            .await)
     }
 
     async fn reload(&self) -> AppResult<()> {
