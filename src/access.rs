@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::{Credential, Principal, Scope, new_secret, secret_hash};
+use crate::auth::{Busy, Credential, Principal, Scope, new_secret, secret_hash};
 use crate::db::{AuditEntry, Db, TokenInfo};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::state::AppState;
@@ -39,30 +39,44 @@ impl AppState {
         client: IpAddr,
         previous: Option<String>,
     ) -> AppResult<String> {
-        if let Err(retry_after) = self.login_limiter.check(client) {
-            self.audit(AuditEntry {
-                actor: &client.to_string(),
-                action: "login",
-                target: None,
-                result: "rate-limited",
-                detail: None,
-            })
-            .await?;
-            return Err(AppError::TooManyRequests { retry_after });
+        let attempt = match self.login_limiter.admit(client) {
+            Ok(attempt) => attempt,
+            Err(refusal) => {
+                // One record per client and minute: a flood of refused guesses costs
+                // nothing and must not fill the log.
+                if refusal.first {
+                    self.audit(AuditEntry {
+                        actor: &client.to_string(),
+                        action: "login",
+                        target: None,
+                        result: "rate-limited",
+                        detail: Some("too many attempts from this address"),
+                    })
+                    .await?;
+                }
+                return Err(AppError::TooManyRequests {
+                    retry_after: refusal.retry_after,
+                });
+            }
+        };
+        attempt.pace().await;
+        match self.password.verify(password, attempt.lane()).await {
+            // Not checked: the attempt frees its place.
+            Err(Busy) => return Err(AppError::TooManyRequests { retry_after: 1 }),
+            Ok(false) => {
+                attempt.failed();
+                self.audit(AuditEntry {
+                    actor: &client.to_string(),
+                    action: "login",
+                    target: None,
+                    result: "failed",
+                    detail: Some("wrong password"),
+                })
+                .await?;
+                return Err(AppError::Unauthorized);
+            }
+            Ok(true) => attempt.succeeded(),
         }
-        if !self.password.verify(password).await {
-            self.login_limiter.record_failure(client);
-            self.audit(AuditEntry {
-                actor: &client.to_string(),
-                action: "login",
-                target: None,
-                result: "failed",
-                detail: Some("wrong password"),
-            })
-            .await?;
-            return Err(AppError::Unauthorized);
-        }
-        self.login_limiter.record_success(client);
         let session = new_secret("");
         let from = format!("from {client}");
         self.db
@@ -95,6 +109,18 @@ impl AppState {
             detail: None,
         };
         Ok(self.db.end_session(session, &audit).await?)
+    }
+
+    /// Ends every session, the caller's too (tokens stay valid).
+    pub async fn logout_everywhere(&self, principal: &Principal) -> AppResult<u64> {
+        let audit = AuditEntry {
+            actor: &principal.actor,
+            action: "session.end-all",
+            target: None,
+            result: "ok",
+            detail: Some("log out everywhere"),
+        };
+        Ok(self.db.end_all_sessions(&audit, None).await?)
     }
 
     pub async fn create_token(

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
@@ -17,6 +18,7 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/unitdeck";
 pub const DEFAULT_UNIT_DIR: &str = "/etc/systemd/system";
 pub const DEFAULT_PORTS: &str = "4035,8035-8038";
 pub const DEFAULT_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
+pub const DEFAULT_SESSION_IDLE: &str = "12h";
 
 /// The settings of `unitdeck serve` as given on the command line or in the environment.
 #[derive(Debug, Clone, Default, Args)]
@@ -42,6 +44,24 @@ pub struct ServeArgs {
     /// D-Bus address of the system bus [default: unix:path=/run/dbus/system_bus_socket]
     #[arg(long, env = "UNITDECK_BUS")]
     pub bus: Option<String>,
+    /// More host names (or addresses) browsers may use to reach unitdeck, comma-separated,
+    /// `*.example.com` for a domain's subdomains; besides this machine's own addresses,
+    /// localhost and its hostname
+    #[arg(long, env = "UNITDECK_ALLOWED_HOSTS")]
+    pub allowed_hosts: Option<String>,
+    /// Log a session out after this long without use: seconds, or 30m, 12h, 7d [default: 12h]
+    #[arg(long, env = "UNITDECK_SESSION_IDLE")]
+    pub session_idle: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key
+    #[arg(long, env = "UNITDECK_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, env = "UNITDECK_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// `self-signed`: serve HTTPS with a certificate made on first start in the state
+    /// directory; `off` [default: off, or on when --tls-cert is given]
+    #[arg(long, env = "UNITDECK_TLS")]
+    pub tls: Option<String>,
     /// Optional TOML file with the same keys (listen, state_dir, unit_dir, ports, ...)
     #[arg(long, env = "UNITDECK_CONFIG")]
     pub config: Option<PathBuf>,
@@ -58,6 +78,11 @@ struct FileConfig {
     password: Option<String>,
     password_hash: Option<String>,
     bus: Option<String>,
+    allowed_hosts: Option<String>,
+    session_idle: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls: Option<String>,
 }
 
 /// Where the login password comes from.
@@ -69,6 +94,17 @@ pub enum PasswordSource {
     Generated,
 }
 
+/// How unitdeck serves HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain HTTP.
+    Off,
+    /// A certificate chain and key the operator gave.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A certificate unitdeck made on first start (in the state directory).
+    SelfSigned,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -77,6 +113,11 @@ pub struct Config {
     pub watched_ports: Vec<u16>,
     pub password: PasswordSource,
     pub bus_address: String,
+    /// Host names besides the machine's own (`UNITDECK_ALLOWED_HOSTS`), lower case.
+    pub allowed_hosts: Vec<String>,
+    /// A session ends after this long without use.
+    pub session_idle: Duration,
+    pub tls: Tls,
 }
 
 impl Config {
@@ -106,8 +147,43 @@ impl Config {
             (_, Some(hash)) if !hash.is_empty() => PasswordSource::Hash(hash),
             _ => PasswordSource::Generated,
         };
+        let allowed_hosts = parse_allowed_hosts(
+            args.allowed_hosts
+                .or(file.allowed_hosts)
+                .as_deref()
+                .unwrap_or(""),
+        )?;
+        let idle = args
+            .session_idle
+            .or(file.session_idle)
+            .unwrap_or_else(|| DEFAULT_SESSION_IDLE.into());
+        let session_idle =
+            parse_duration(&idle).map_err(|e| anyhow::anyhow!("session idle {idle:?}: {e}"))?;
+        let tls = match (
+            args.tls.or(file.tls).as_deref(),
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+        ) {
+            (Some("self-signed"), None, None) => Tls::SelfSigned,
+            (None | Some("off"), None, None) => Tls::Off,
+            (None | Some("on"), Some(cert), Some(key)) => Tls::Files { cert, key },
+            (_, Some(_), None) | (_, None, Some(_)) => {
+                anyhow::bail!("TLS needs both a certificate (--tls-cert) and its key (--tls-key)")
+            }
+            (Some(mode), None, None) => {
+                anyhow::bail!(
+                    "tls {mode:?}: use self-signed or off (or give --tls-cert and --tls-key)"
+                )
+            }
+            (Some(mode), Some(_), Some(_)) => {
+                anyhow::bail!("tls {mode:?} with a certificate: leave --tls unset or say on")
+            }
+        };
         Ok(Self {
             listen,
+            allowed_hosts,
+            session_idle,
+            tls,
             state_dir: args
                 .state_dir
                 .or(file.state_dir)
@@ -139,6 +215,55 @@ impl Config {
     }
 }
 
+/// `UNITDECK_ALLOWED_HOSTS`: names, addresses, or `*.domain` patterns, comma-separated.
+fn parse_allowed_hosts(list: &str) -> anyhow::Result<Vec<String>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            let name = h.strip_prefix("*.").unwrap_or(h);
+            let ipv6 = name
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok();
+            let ok = ipv6
+                || (!name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')));
+            anyhow::ensure!(
+                ok,
+                "allowed host {h:?}: a host name, an address or *.domain (no port, no scheme)"
+            );
+            Ok(h.to_ascii_lowercase())
+        })
+        .collect()
+}
+
+/// `90`, `90s`, `30m`, `12h`, `7d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| "a number of seconds, or one with s, m, h or d".to_string())?;
+    let seconds = match unit {
+        "s" => n,
+        "m" | "min" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        other => return Err(format!("unknown unit {other:?}: use s, m, h or d")),
+    };
+    if seconds == 0 {
+        return Err("must be more than 0".into());
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
@@ -156,6 +281,48 @@ mod tests {
         assert_eq!(c.watched_ports, vec![4035, 8035, 8036, 8037, 8038]);
         assert_eq!(c.password, PasswordSource::Generated);
         assert_eq!(c.bus_socket_path(), "/run/dbus/system_bus_socket");
+        assert_eq!(c.session_idle, Duration::from_secs(12 * 3600));
+        assert_eq!(c.tls, Tls::Off);
+        assert!(c.allowed_hosts.is_empty());
+    }
+
+    #[test]
+    fn allowed_hosts_durations_and_tls_are_checked() {
+        let c = Config::resolve(ServeArgs {
+            allowed_hosts: Some(" Box.example , *.dev.example,10.0.0.5 ".into()),
+            session_idle: Some("30m".into()),
+            tls: Some("self-signed".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            c.allowed_hosts,
+            vec!["box.example", "*.dev.example", "10.0.0.5"]
+        );
+        assert_eq!(c.session_idle, Duration::from_secs(1800));
+        assert_eq!(c.tls, Tls::SelfSigned);
+        for bad in ["http://x", "x:8035/", "a b"] {
+            let err = Config::resolve(ServeArgs {
+                allowed_hosts: Some(bad.into()),
+                ..Default::default()
+            });
+            assert!(err.is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert!(parse_duration("0").is_err() && parse_duration("1w").is_err());
+        let only_cert = Config::resolve(ServeArgs {
+            tls_cert: Some("/c.pem".into()),
+            ..Default::default()
+        });
+        assert!(only_cert.unwrap_err().to_string().contains("--tls-key"));
+        let files = Config::resolve(ServeArgs {
+            tls_cert: Some("/c.pem".into()),
+            tls_key: Some("/k.pem".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(matches!(files.tls, Tls::Files { .. }));
     }
 
     #[test]

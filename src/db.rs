@@ -21,6 +21,10 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// How stale a session's `last_seen` may get before a use writes it again (seconds), at
+/// most.
+const SESSION_SEEN_GRANULARITY: i64 = 60;
+
 fn now_unix() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -100,6 +104,13 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Stores `value` under `key`, replacing what was there.
+    pub async fn set_setting(&self, key: &str, value: &str) -> sqlx::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        upsert_setting(&mut tx, key, value).await?;
+        tx.commit().await
+    }
+
     // --- sessions -------------------------------------------------------------
 
     /// Starts a session in one transaction with its `login` audit row: the session it
@@ -120,11 +131,13 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO sessions (id_hash, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO sessions (id_hash, created_at, last_seen_at, last_seen, expires_at) \
+             VALUES (?, ?, ?, ?, ?)",
         )
         .bind(id_hash)
         .bind(&now)
         .bind(&now)
+        .bind(now_unix())
         .bind(now_unix() + ttl.as_secs() as i64)
         .execute(&mut *tx)
         .await?;
@@ -150,15 +163,62 @@ impl Db {
         tx.commit().await
     }
 
-    /// True when the session exists and has not expired.
-    pub async fn session_is_valid(&self, id_hash: &str) -> sqlx::Result<bool> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM sessions WHERE id_hash = ? AND expires_at > ?")
+    /// True when the session exists, has not expired and was used within `idle`. A use
+    /// moves its idle deadline on (written at most once a minute, not on every request).
+    pub async fn session_is_valid(&self, id_hash: &str, idle: Duration) -> sqlx::Result<bool> {
+        let now = now_unix();
+        let last_seen: Option<i64> = sqlx::query_scalar(
+            "SELECT last_seen FROM sessions WHERE id_hash = ? AND expires_at > ? AND last_seen > ?",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .bind(now - idle.as_secs() as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(last_seen) = last_seen else {
+            return Ok(false);
+        };
+        // A tenth of the idle time, at most a minute: a short idle time still slides.
+        let granularity = (idle.as_secs() as i64 / 10).min(SESSION_SEEN_GRANULARITY);
+        if now - last_seen >= granularity {
+            sqlx::query("UPDATE sessions SET last_seen = ?, last_seen_at = ? WHERE id_hash = ?")
+                .bind(now)
+                .bind(now_rfc3339())
                 .bind(id_hash)
-                .bind(now_unix())
-                .fetch_optional(&self.pool)
+                .execute(&self.pool)
                 .await?;
-        Ok(found.is_some())
+        }
+        Ok(true)
+    }
+
+    /// Ends every session with one audit row, in one transaction; how many ended.
+    /// `setting` is stored in the same transaction (the password that caused it).
+    pub async fn end_all_sessions(
+        &self,
+        audit: &AuditEntry<'_>,
+        setting: Option<(&str, &str)>,
+    ) -> sqlx::Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM sessions")
+            .execute(&mut *tx)
+            .await?;
+        if let Some((key, value)) = setting {
+            upsert_setting(&mut tx, key, value).await?;
+        }
+        let detail = match audit.detail {
+            Some(why) => format!("{why}; {} session(s) ended", done.rows_affected()),
+            None => format!("{} session(s) ended", done.rows_affected()),
+        };
+        insert_audit(
+            &mut tx,
+            &AuditEntry {
+                detail: Some(&detail),
+                ..audit.clone()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
     }
 
     // --- tokens ---------------------------------------------------------------
@@ -511,6 +571,22 @@ impl Db {
         tx.commit().await?;
         Ok(true)
     }
+}
+
+async fn upsert_setting(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    key: &str,
+    value: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO settings (key, value) VALUES (?, ?) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn insert_audit(

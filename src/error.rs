@@ -48,6 +48,9 @@ pub enum AppError {
     MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
+    /// The request named a host this server does not answer to (421).
+    #[error("{0}")]
+    MisdirectedRequest(String),
     #[error("the request has {} invalid field(s)", .0.len())]
     Validation(Vec<FieldError>),
     #[error("request body is larger than {0} bytes")]
@@ -71,6 +74,7 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -88,6 +92,7 @@ impl AppError {
             Self::NotFound(_) => "not-found",
             Self::MethodNotAllowed(_) => "method-not-allowed",
             Self::Conflict(_) => "conflict",
+            Self::MisdirectedRequest(_) => "misdirected-request",
             Self::Validation(_) => "validation",
             Self::PayloadTooLarge(_) => "payload-too-large",
             Self::TooManyRequests { .. } => "too-many-requests",

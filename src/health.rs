@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use crate::auth::{Credential, Principal, Scope};
 use crate::state::AppState;
 use crate::systemd::Health;
-use crate::unitfile::spec::{HealthSpec, HealthTarget};
+use crate::unitfile::spec::{HealthSpec, HealthTarget, LoopbackUrl};
 
 /// At most this many health restarts of one unit within `RESTART_WINDOW`.
 const MAX_RESTARTS: usize = 3;
@@ -73,10 +73,10 @@ impl HealthChecks {
             checks.remove(name);
         }
         for (unit, spec) in wanted {
-            let target = match spec.target() {
-                Some(HealthTarget::Http(url)) => url.to_string(),
-                Some(HealthTarget::Tcp(port)) => format!("tcp:{port}"),
-                None => continue,
+            let target = match (spec.target(), &spec.http) {
+                (Some(HealthTarget::Http(_)), Some(url)) => url.clone(),
+                (Some(HealthTarget::Tcp(port)), _) => format!("tcp:{port}"),
+                _ => continue,
             };
             match checks.get_mut(&unit) {
                 Some(check) if check.spec == spec => {}
@@ -244,7 +244,7 @@ pub async fn probe(spec: &HealthSpec) -> Result<(), String> {
                 .await
                 .map(|_| ())
                 .map_err(|e| format!("tcp:{port}: {e}")),
-            Some(HealthTarget::Http(url)) => http_get(url).await,
+            Some(HealthTarget::Http(url)) => http_get(&url).await,
             None => Err("no target".to_string()),
         }
     };
@@ -253,18 +253,15 @@ pub async fn probe(spec: &HealthSpec) -> Result<(), String> {
         .unwrap_or_else(|_| Err(format!("no answer within {} s", timeout.as_secs())))
 }
 
-/// A minimal HTTP/1.0 GET for loopback URLs (validation allows nothing else).
-async fn http_get(url: &str) -> Result<(), String> {
-    let (authority, path) = split_url(url).ok_or_else(|| format!("bad URL {url}"))?;
-    let mut stream = TcpStream::connect(authority.as_str())
+/// A minimal HTTP/1.0 GET, to the address the URL was parsed to (no name lookup).
+async fn http_get(url: &LoopbackUrl) -> Result<(), String> {
+    let address = std::net::SocketAddr::new(url.ip, url.port);
+    let mut stream = TcpStream::connect(address)
         .await
-        .map_err(|e| format!("{authority}: {e}"))?;
-    let host = authority
-        .rsplit_once(':')
-        .map(|(h, _)| h)
-        .unwrap_or(&authority);
+        .map_err(|e| format!("{address}: {e}"))?;
     let request = format!(
-        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: unitdeck-health\r\nConnection: close\r\n\r\n"
+        "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: unitdeck-health\r\nConnection: close\r\n\r\n",
+        url.target, url.host
     );
     stream
         .write_all(request.as_bytes())
@@ -300,28 +297,6 @@ async fn http_get(url: &str) -> Result<(), String> {
     }
 }
 
-/// `http://host[:port]/path` → ("host:port", "/path").
-fn split_url(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("http://")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() {
-        return None;
-    }
-    let has_port = match authority.rfind(']') {
-        Some(bracket) => authority[bracket..].contains(':'),
-        None => authority.contains(':'),
-    };
-    let authority = if has_port {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    Some((authority, path.to_string()))
-}
-
 impl AppState {
     /// Managed units that have a health check, with its spec.
     pub async fn health_specs(&self) -> crate::error::AppResult<Vec<(String, HealthSpec)>> {
@@ -339,20 +314,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_split_into_authority_and_path() {
+    fn urls_are_parsed_once_to_an_address() {
+        let parse =
+            |u: &str| LoopbackUrl::parse(u).map(|p| (p.ip.to_string(), p.port, p.host, p.target));
         assert_eq!(
-            split_url("http://127.0.0.1:8036/health"),
-            Some(("127.0.0.1:8036".into(), "/health".into()))
+            parse("http://127.0.0.1:8036/health"),
+            Ok((
+                "127.0.0.1".into(),
+                8036,
+                "127.0.0.1:8036".into(),
+                "/health".into()
+            ))
         );
         assert_eq!(
-            split_url("http://localhost"),
-            Some(("localhost:80".into(), "/".into()))
+            parse("http://localhost"),
+            Ok(("127.0.0.1".into(), 80, "localhost".into(), "/".into()))
         );
         assert_eq!(
-            split_url("http://[::1]:9/x?y"),
-            Some(("[::1]:9".into(), "/x?y".into()))
+            parse("http://[::1]:9/x?y#z"),
+            Ok(("::1".into(), 9, "[::1]:9".into(), "/x?y".into()))
         );
-        assert_eq!(split_url("https://x/"), None);
+        assert_eq!(
+            parse("http://localhost?x"),
+            Ok(("127.0.0.1".into(), 80, "localhost".into(), "/?x".into()))
+        );
+        // The host ends at the fragment: this one is localhost, port 80, whatever follows.
+        assert_eq!(
+            parse("http://localhost#.attacker.example:8080/"),
+            Ok(("127.0.0.1".into(), 80, "localhost".into(), "/".into()))
+        );
+        for bad in [
+            "https://x/",
+            "http://attacker.example#@localhost/",
+            "http://localhost.attacker.example/",
+            "http://127.0.0.1@attacker.example/",
+            "http://[::1/",
+            "http://[::2]/",
+            "http://127.1/",
+            "http://localhost:0/",
+            "http://localhost:99999/",
+            "http://localhost:/",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     fn spec(http: Option<String>, tcp: Option<i64>) -> HealthSpec {

@@ -19,13 +19,15 @@ const MAX_GREP: usize = 256;
 #[derive(Debug, Default, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
-    /// How many entries (the newest, or the first after `after`); 1-10000.
-    #[param(minimum = 1, maximum = 10000)]
+    /// How many entries (the newest, or the first after `after`); 1-10000. Empty: the
+    /// default.
+    #[param(value_type = Option<String>, pattern = r"^([1-9][0-9]{0,3}|10000)?$")]
     #[serde(default, deserialize_with = "empty_as_none")]
     pub lines: Option<usize>,
     /// 0-7: this level and the more severe ones; empty or 7: every entry (journalctl adds
-    /// no match for 0-7, so entries without a PRIORITY field are kept too).
-    #[param(minimum = 0, maximum = 7)]
+    /// no match for 0-7, so entries without a PRIORITY field are kept too). Empty is what
+    /// a form's "All priorities" sends.
+    #[param(value_type = Option<String>, pattern = r"^[0-7]?$")]
     #[serde(default, deserialize_with = "empty_as_none")]
     pub priority: Option<u8>,
     /// Text in the message, taken literally (all lower case: any case); at most 256

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::auth::{LoginLimiter, PasswordVerifier};
+use crate::auth::{HostAllowlist, LoginLimiter, PasswordVerifier};
 use crate::config::Config;
 use crate::db::Db;
 use crate::health::HealthChecks;
@@ -18,6 +18,10 @@ pub struct AppState {
     pub journal: Arc<JournalHub>,
     pub password: PasswordVerifier,
     pub login_limiter: Arc<LoginLimiter>,
+    /// Which `Host` names requests may use (DNS rebinding).
+    pub hosts: Arc<HostAllowlist>,
+    /// SHA-256 of the TLS certificate, when unitdeck serves HTTPS.
+    pub tls_fingerprint: Option<Arc<str>>,
     pub health: HealthChecks,
     /// Remembers socket holders between port scans (see `ports::PortScanner`).
     pub port_scanner: Arc<Mutex<PortScanner>>,

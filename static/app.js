@@ -7,6 +7,9 @@ const on = (t, f, o) => d.addEventListener(t, f, o);
 const mk = (tag, props) => Object.assign(d.createElement(tag), props);
 const resync = () => W.htmx && htmx.trigger(B, 'unitdeck:resync');
 
+// The Content-Security-Policy allows no eval, inline script or inline style: htmx must not
+// need them (hx-on, js: values, its injected indicator <style>, scripts in swapped HTML).
+if (W.htmx) Object.assign(htmx.config, { allowEval: false, allowScriptTags: false, includeIndicatorStyles: false });
 // 422 = a form re-rendered with .field-error: swap it
 if (W.htmx) htmx.config.responseHandling.unshift({ code: '422', swap: true });
 // Swapped-in content is processed (its sse-swap listeners registered) when it settles:
@@ -69,6 +72,21 @@ on('click', e => {
   b.disabled = true;
   htmx.ajax('POST', b.dataset.post, { source: b, target: b.closest('.unit-row'), swap: 'outerHTML' })
     .finally(() => { b.disabled = false; });
+});
+
+// A submit button with data-confirm-submit asks first.
+on('submit', e => {
+  const q = e.submitter?.dataset.confirmSubmit;
+  if (q && !confirm(q)) e.preventDefault();
+});
+// <select data-submit-on-change> submits its form; [data-copy=ID] copies that field's value
+on('change', e => { if (e.target.matches('select[data-submit-on-change]')) e.target.form.submit(); });
+on('click', e => {
+  const b = e.target.closest?.('[data-copy]'), i = b && d.getElementById(b.dataset.copy);
+  if (!i) return;
+  i.select();
+  const ok = () => toast('ok', 'Copied'), old = () => { if (d.execCommand('copy')) ok(); };
+  navigator.clipboard ? navigator.clipboard.writeText(i.value).then(ok, old) : old();
 });
 
 // connection banner; resync when an SSE source recovers

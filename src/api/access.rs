@@ -60,6 +60,21 @@ pub async fn delete_session(
     ))
 }
 
+/// Log out everywhere: every session ends, this one too (API tokens stay valid).
+#[utoipa::path(delete, path = "/api/v1/sessions", tag = "auth",
+    responses((status = 204, description = "every session has ended")))]
+pub async fn delete_sessions(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+) -> AppResult<impl IntoResponse> {
+    state.logout_everywhere(&principal).await?;
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, session_cookie(&headers, "", 0))],
+    ))
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {

@@ -25,7 +25,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
+            .is_some_and(is_json_media_type);
         if !json_content {
             return Err(AppError::BadRequest(
                 "expected a JSON body with Content-Type: application/json".into(),
@@ -36,6 +36,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .map_err(|_| AppError::PayloadTooLarge(MAX_BODY))?;
         parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// `application/json` or `application/<anything>+json`, parameters allowed, case ignored:
+/// the media type as parsed, not a substring (`application/jsonp`, `text/plain; a=+json`).
+fn is_json_media_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    kind.eq_ignore_ascii_case("application")
+        && token(subtype)
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype
+                .to_ascii_lowercase()
+                .strip_suffix("+json")
+                .is_some_and(|prefix| !prefix.is_empty()))
 }
 
 /// Parses JSON, naming the offending field on a type error.
@@ -169,6 +190,30 @@ mod tests {
         match parse_json::<Body>(b"[]") {
             Err(AppError::Validation(errors)) => assert_eq!(errors[0].field, "body"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_media_types_are_parsed() {
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/merge-patch+json",
+            "application/problem+json ; x=y",
+        ] {
+            assert!(is_json_media_type(ok), "{ok}");
+        }
+        for bad in [
+            "application/jsonp",
+            "application/json-seq",
+            "text/plain; x=+json",
+            "text/json",
+            "application/+json",
+            "application/x+json/more",
+            "multipart/form-data; boundary=+json",
+            "",
+        ] {
+            assert!(!is_json_media_type(bad), "{bad}");
         }
     }
 

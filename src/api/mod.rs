@@ -63,6 +63,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(access::create_session, access::delete_session))
+        .routes(routes!(access::delete_sessions))
         .routes(routes!(access::create_token, access::list_tokens))
         .routes(routes!(access::delete_token))
         .routes(routes!(access::audit))

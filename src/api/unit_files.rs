@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::extract::{ApiJson, ApiPath};
 use super::params::UnitFilePath;
-use crate::auth::Principal;
+use crate::auth::{Principal, Scope};
 use crate::error::{AppResult, Problem};
 use crate::state::AppState;
 use crate::unitfile::{Applied, Preview, UnitFileDetail, UnitFileInfo, UnitSpec};
@@ -60,6 +60,7 @@ pub async fn list(State(state): State<AppState>) -> AppResult<Json<Vec<UnitFileI
 }
 
 /// One unit file: its current spec and files, and its revisions (newest first).
+/// Environment values read `***` unless the caller is an admin.
 #[utoipa::path(get, path = "/api/v1/unit-files/{name}", tag = "unit-files",
     params(UnitFilePath),
     responses(
@@ -69,9 +70,16 @@ pub async fn list(State(state): State<AppState>) -> AppResult<Json<Vec<UnitFileI
     ))]
 pub async fn get(
     State(state): State<AppState>,
+    principal: Principal,
     ApiPath(UnitFilePath { name }): ApiPath<UnitFilePath>,
 ) -> AppResult<Json<UnitFileDetail>> {
-    Ok(Json(state.unit_file(&name).await?))
+    let detail = state.unit_file(&name).await?;
+    // Environment values often are secrets: only admins see them.
+    Ok(Json(if principal.scope >= Scope::Admin {
+        detail
+    } else {
+        detail.redacted()
+    }))
 }
 
 /// Replace a unit file with a full spec: a new revision, systemd reloaded, the unit

@@ -98,14 +98,26 @@ async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Option<Princip
             .await?
             .ok_or(AppError::Unauthorized)?;
         return Ok(Some(Principal {
-            actor: format!("token:{}", info.name),
+            // The id as well: names need not be unique, and a revoked name can come back.
+            actor: format!("token:{} ({})", info.id, info.name),
             scope: info.scope,
             credential: Credential::Token(info.id),
         }));
     }
-    if let Some(hash) = session_hash(headers)
-        && state.db.session_is_valid(&hash).await?
-    {
+    if let Some(hash) = session_hash(headers) {
+        // Sessions opened under a password that has changed since are ended there first.
+        state
+            .password
+            .ready()
+            .await
+            .map_err(|e| AppError::Internal(format!("cannot settle the login password: {e}")))?;
+        if !state
+            .db
+            .session_is_valid(&hash, state.config.session_idle)
+            .await?
+        {
+            return Ok(None);
+        }
         return Ok(Some(Principal {
             actor: "admin".to_string(),
             scope: Scope::Admin,

@@ -1,6 +1,7 @@
 //! Who is asking and what they may do: password login with server-side sessions,
 //! API tokens with scopes, the cross-site check and the login rate limit.
 
+mod host;
 mod middleware;
 mod password;
 mod ratelimit;
@@ -13,12 +14,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+pub use host::{HostAllowlist, host_names};
 pub use middleware::{
     SESSION_COOKIE, authenticate, cookie_value, is_cross_site, session_hash as session_hash_of,
     urlencode,
 };
-pub use password::{PasswordVerifier, hash_password};
-pub use ratelimit::LoginLimiter;
+pub use password::{Busy, PasswordVerifier, hash_password};
+pub use ratelimit::{Lane, LoginLimiter};
 
 /// What a credential may do. Ordered: each scope includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]

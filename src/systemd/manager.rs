@@ -66,9 +66,10 @@ impl UnitAction {
         matches!(self, Self::Stop | Self::Disable)
     }
 
-    /// Actions that start the unit (refused for units that take the system down).
+    /// Actions that start the unit, now or at the next boot (enable): refused for units
+    /// whose start would take the system down.
     pub fn starts(self) -> bool {
-        matches!(self, Self::Start | Self::Restart)
+        matches!(self, Self::Start | Self::Restart | Self::Enable)
     }
 }
 

@@ -4,6 +4,7 @@
 //! - `watch`: the signal-driven unit cache that requests read.
 //! - `journal`: the journalctl followers behind the log streams.
 
+mod guard;
 pub mod journal;
 pub mod manager;
 pub mod names;
@@ -13,6 +14,7 @@ pub mod watch;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use guard::Resolved;
 pub use manager::{ActionOutcome, JobResult, UnitAction};
 pub use watch::{Systemd, UnitEvent};
 
@@ -74,6 +76,9 @@ pub struct UnitDetail {
     #[serde(flatten)]
     pub summary: UnitSummary,
     pub fragment_path: Option<String>,
+    /// Every drop-in file systemd applies to the unit, in the order it applies them
+    /// (`DropInPaths`): also those of `service.d/` and prefix directories.
+    pub drop_in_paths: Vec<String>,
     /// Each ExecStart= command as its argv.
     pub exec_start: Vec<Vec<String>>,
     pub requires: Vec<String>,
@@ -106,9 +111,10 @@ impl From<zbus::Error> for SystemdError {
         if let zbus::Error::MethodError(name, message, _) = &err {
             let detail = message.clone().unwrap_or_default();
             return match name.as_str() {
-                "org.freedesktop.systemd1.NoSuchUnit" | "org.freedesktop.systemd1.LoadFailed" => {
-                    Self::NoSuchUnit(detail)
-                }
+                // UnknownObject: a unit object path for a name systemd cannot load.
+                "org.freedesktop.systemd1.NoSuchUnit"
+                | "org.freedesktop.systemd1.LoadFailed"
+                | "org.freedesktop.DBus.Error.UnknownObject" => Self::NoSuchUnit(detail),
                 "org.freedesktop.DBus.Error.ServiceUnknown"
                 | "org.freedesktop.DBus.Error.NoReply"
                 | "org.freedesktop.DBus.Error.Disconnected" => Self::Disconnected(detail),

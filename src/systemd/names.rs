@@ -69,7 +69,7 @@ pub fn unit_type(name: &str) -> &str {
 /// Units whose start powers the container off, reboots it or takes it out of service
 /// (rescue, emergency, sleep). unitdeck never starts them: one stray tap on a phone must
 /// not take down the machine a whole team works in.
-const SYSTEM_DOWN_UNITS: &[&str] = &[
+pub const SYSTEM_DOWN_UNITS: &[&str] = &[
     "ctrl-alt-del.target",
     "emergency.service",
     "emergency.target",

@@ -16,9 +16,7 @@ use zbus::MessageStream;
 use zbus::message::Type as MessageType;
 
 use super::manager::{Bus, SERVICE_FIELDS, UnitAction};
-use super::names::{
-    is_template, takes_the_system_down, unit_name_from_object_path, unit_object_path, unit_type,
-};
+use super::names::{is_template, unit_name_from_object_path, unit_object_path, unit_type};
 use super::props::{
     PropertyMap, Stamp, UnitRecord, calendar_specs, exec_argv, string, strings, u64_of,
 };
@@ -334,8 +332,8 @@ impl Systemd {
         if let Some(summary) = self.summary(name) {
             return Ok(summary);
         }
-        self.refresh_unit(name).await?;
-        self.summary(name)
+        let id = self.refresh_unit(name).await?;
+        self.summary(&id)
             .ok_or_else(|| SystemdError::NoSuchUnit(name.to_string()))
     }
 
@@ -347,6 +345,9 @@ impl Systemd {
         if string_prop(&unit_props, "LoadState").as_deref() == Some("not-found") {
             return Err(SystemdError::NoSuchUnit(name.to_string()));
         }
+        // An alias shows (and is cached as) the unit it stands for.
+        let id = string_prop(&unit_props, "Id").unwrap_or_else(|| name.to_string());
+        let name = id.as_str();
         let record = self
             .store(name, &unit_props, &type_props, stamp.as_ref())
             .ok_or_else(|| SystemdError::NoSuchUnit(name.to_string()))?;
@@ -369,6 +370,7 @@ impl Systemd {
         });
         Ok(UnitDetail {
             fragment_path: record.fragment_path.clone(),
+            drop_in_paths: list("DropInPaths"),
             exec_start: type_props
                 .get("ExecStart")
                 .map(exec_argv)
@@ -386,8 +388,9 @@ impl Systemd {
         })
     }
 
-    /// Refuses to take protected units away, runs the action, and answers with
-    /// the job's result and the unit as systemd reports it afterwards.
+    /// Refuses what would take a protected unit away or the container down (judged on the
+    /// unit systemd resolves `name` to, `guard.rs`), runs the action on that unit, and
+    /// answers with the job's result and the unit as systemd reports it afterwards.
     pub async fn run_action(
         &self,
         name: &str,
@@ -395,32 +398,23 @@ impl Systemd {
         wait: bool,
     ) -> Result<ActionOutcome, SystemdError> {
         // Resolve first: an unknown unit is a 404 whatever the action.
-        self.find(name).await?;
-        if action.is_removal() && self.is_protected(name) {
-            return Err(SystemdError::Refused(format!(
-                "{name} is protected: unitdeck will not {} it",
-                action.as_str()
-            )));
-        }
-        if action.starts() && takes_the_system_down(name) {
-            return Err(SystemdError::Refused(format!(
-                "{name} would shut the container down or take it out of service: \
-                 unitdeck will not {} it",
-                action.as_str()
-            )));
-        }
+        let unit = self.resolve(name).await?;
+        self.guard_action(name, &unit, action).await?;
+        // The action goes to the unit that was judged, not to a name that could be
+        // pointed elsewhere meanwhile.
+        let id = unit.id.as_str();
         // unitdeck cannot wait for a job on its own unit: a restart finishes only
         // after this process has exited, and this process lets its open requests
         // finish before it exits. Answer with the queued job instead.
-        let wait = wait && self.own_unit() != Some(name);
+        let wait = wait && self.own_unit() != Some(id);
         let job = self
             .bus()?
-            .run_action(name, action, wait, self.job_results())
+            .run_action(id, action, wait, self.job_results())
             .await?;
-        self.refresh_unit(name).await?;
+        self.refresh_unit(id).await?;
         let unit = self
-            .summary(name)
-            .ok_or_else(|| SystemdError::NoSuchUnit(name.to_string()))?;
+            .summary(id)
+            .ok_or_else(|| SystemdError::NoSuchUnit(id.to_string()))?;
         Ok(ActionOutcome { job, unit })
     }
 
@@ -446,8 +440,9 @@ impl Systemd {
         }
     }
 
-    /// Reads one unit fresh from systemd into the cache (and tells viewers).
-    pub async fn refresh_unit(&self, name: &str) -> Result<(), SystemdError> {
+    /// Reads one unit fresh from systemd into the cache (and tells viewers); its name
+    /// (an alias's is the unit it stands for).
+    pub async fn refresh_unit(&self, name: &str) -> Result<String, SystemdError> {
         let bus = self.bus()?;
         let path = bus.load_unit(name).await?;
         let (unit_props, stamp) = bus
@@ -456,13 +451,15 @@ impl Systemd {
         if string_prop(&unit_props, "LoadState").as_deref() == Some("not-found") {
             return Err(SystemdError::NoSuchUnit(name.to_string()));
         }
+        let id = string_prop(&unit_props, "Id").unwrap_or_else(|| name.to_string());
+        let name = id.as_str();
         let service_props = if unit_type(name) == "service" {
             bus.service_fields(path.as_str(), SERVICE_FIELDS).await
         } else {
             PropertyMap::new()
         };
         self.store(name, &unit_props, &service_props, stamp.as_ref());
-        Ok(())
+        Ok(id)
     }
 
     /// Whether systemd removed `name` after the read stamped `at`.
@@ -910,7 +907,8 @@ impl Systemd {
             .await;
     }
 
-    /// The protected base units plus everything they require, transitively.
+    /// The protected base units plus everything whose stop would stop them, transitively,
+    /// each under every name it has (an alias must not slip past the check).
     async fn compute_protected(&self, bus: &Bus) -> HashSet<String> {
         let mut todo: Vec<String> = PROTECTED_BASE.iter().map(|s| s.to_string()).collect();
         todo.extend(self.inner.own_unit.clone());
@@ -921,7 +919,14 @@ impl Systemd {
             }
             let path = unit_object_path(&name);
             if let Ok(props) = bus.get_all(&path, "org.freedesktop.systemd1.Unit").await {
-                for key in ["Requires", "BindsTo", "Requisite"] {
+                for key in [
+                    "Names",
+                    "Requires",
+                    "BindsTo",
+                    "Requisite",
+                    "PartOf",
+                    "StopPropagatedFrom",
+                ] {
                     todo.extend(props.get(key).map(strings).unwrap_or_default());
                 }
             }

@@ -335,27 +335,89 @@ pub enum OnDisk {
     Foreign,
 }
 
+/// The directories systemd reads system units from, most important first (after the unit
+/// directory unitdeck writes to, which is searched first).
+const SEARCH_PATH: &[&str] = &[
+    "/etc/systemd/system.control",
+    "/run/systemd/system.control",
+    "/run/systemd/transient",
+    "/run/systemd/generator.early",
+    "/etc/systemd/system",
+    "/etc/systemd/system.attached",
+    "/run/systemd/system",
+    "/run/systemd/system.attached",
+    "/run/systemd/generator",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/run/systemd/generator.late",
+];
+
+fn search_dirs(unit_dir: &Path) -> Vec<&Path> {
+    let mut dirs: Vec<&Path> = vec![unit_dir];
+    dirs.extend(SEARCH_PATH.iter().map(Path::new).filter(|d| *d != unit_dir));
+    dirs
+}
+
+fn conf_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
 /// Drop-in directories (`NAME.d/` holding a `.conf` file) for `name` in `unit_dir` and
 /// the other directories systemd reads units from.
 pub fn drop_in_dirs(unit_dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
-    const SEARCH_PATH: &[&str] = &[
-        "/etc/systemd/system.control",
-        "/run/systemd/system.control",
-        "/etc/systemd/system",
-        "/run/systemd/system",
-        "/usr/local/lib/systemd/system",
-        "/usr/lib/systemd/system",
-    ];
-    let mut dirs: Vec<&Path> = vec![unit_dir];
-    dirs.extend(SEARCH_PATH.iter().map(Path::new).filter(|d| *d != unit_dir));
-    dirs.iter()
+    search_dirs(unit_dir)
+        .iter()
         .map(|d| d.join(format!("{name}.d")))
-        .filter(|d| {
-            std::fs::read_dir(d).is_ok_and(|mut entries| {
-                entries.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "conf")))
-            })
-        })
+        .filter(|d| !conf_files(d).is_empty())
         .collect()
+}
+
+/// Every drop-in file systemd would apply to a unit named `name`, in the order it applies
+/// them (what `systemctl cat` shows after the fragment), also for a unit that does not
+/// exist yet. Like systemd: the directories are the unit's own (`NAME.d/`), the template's
+/// (`foo@.service.d/` for `foo@x.service`), each dash prefix, longest first
+/// (`shop-.service.d/` for `shop-api.service`), and the type's (`service.d/`), in every
+/// search directory; files apply in the order of their names, and of two files with the
+/// same name the one in the more important directory hides the other.
+pub fn applicable_drop_ins(unit_dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
+    let Some((stem, suffix)) = name.rsplit_once('.') else {
+        return Vec::new();
+    };
+    let mut dir_names = vec![format!("{name}.d")];
+    if let Some((template, instance)) = stem.split_once('@')
+        && !instance.is_empty()
+    {
+        dir_names.push(format!("{template}@.{suffix}.d"));
+    }
+    let mut cut = stem.len();
+    while let Some(dash) = stem[..cut].rfind('-') {
+        if dash > 0 {
+            dir_names.push(format!("{}.{suffix}.d", &stem[..=dash]));
+        }
+        cut = dash;
+    }
+    dir_names.push(format!("{suffix}.d"));
+    let mut by_file_name: std::collections::BTreeMap<std::ffi::OsString, std::path::PathBuf> =
+        Default::default();
+    for dir in search_dirs(unit_dir) {
+        for dir_name in &dir_names {
+            for file in conf_files(&dir.join(dir_name)) {
+                if let Some(file_name) = file.file_name() {
+                    by_file_name.entry(file_name.to_owned()).or_insert(file);
+                }
+            }
+        }
+    }
+    by_file_name.into_values().collect()
 }
 
 pub fn on_disk(dir: &Path, name: &str) -> io::Result<OnDisk> {

@@ -23,7 +23,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::install::{self, Installed, OnDisk, VerifyReport};
-use super::render::render;
+use super::render::{redact_environment, render};
 use super::spec::{UnitKind, UnitSpec};
 use super::validate::{is_well_formed_name, validate};
 use crate::auth::Principal;
@@ -51,6 +51,10 @@ pub struct Preview {
     /// For a job: the next run times (RFC 3339, UTC) from `systemd-analyze calendar`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_runs: Option<Vec<String>>,
+    /// Drop-in files unitdeck did not write that systemd would apply on top of these
+    /// files (type-wide `service.d/`, prefixes such as `shop-.service.d/`), in the order it
+    /// applies them: nothing applies unseen.
+    pub drop_ins: Vec<String>,
 }
 
 /// The answer of a create, update or rollback.
@@ -89,11 +93,35 @@ pub struct UnitFileDetail {
     pub updated_at: String,
 }
 
+impl UnitFileDetail {
+    /// As shown to a caller below admin: environment values replaced by `***`, in the
+    /// spec and in the files.
+    pub fn redacted(mut self) -> Self {
+        self.spec = self.spec.redacted();
+        redact_files(&mut self.files);
+        self
+    }
+}
+
+fn redact_files(files: &mut BTreeMap<String, String>) {
+    for text in files.values_mut() {
+        *text = redact_environment(text);
+    }
+}
+
 /// A past revision with its files, for the history view.
 #[derive(Debug, Clone)]
 pub struct RevisionFiles {
     pub info: RevisionInfo,
     pub files: BTreeMap<String, String>,
+}
+
+impl RevisionFiles {
+    /// See [`UnitFileDetail::redacted`].
+    pub fn redacted(mut self) -> Self {
+        redact_files(&mut self.files);
+        self
+    }
 }
 
 /// What the form offers to pick from.
@@ -491,6 +519,7 @@ impl AppState {
     /// is invalid (422 even for a preview); problems of the machine go to `verify.errors`.
     async fn prepare(&self, spec: &UnitSpec) -> Result<Prepared, Vec<FieldError>> {
         validate(spec)?;
+        self.check_pulled_in(spec).await?;
         let next_runs = match (spec.kind, spec.schedule_str()) {
             (UnitKind::Job, Some(schedule)) => Some(
                 install::next_runs(schedule)
@@ -518,6 +547,29 @@ impl AppState {
         })
     }
 
+    /// The units a spec's start pulls in (`requires`, `wants`), judged as systemd resolves
+    /// them: an alias of `poweroff.target`, or a unit that pulls one in, is refused like a
+    /// start of it (the validator saw only the names as typed).
+    async fn check_pulled_in(&self, spec: &UnitSpec) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        for (field, names) in [("requires", &spec.requires), ("wants", &spec.wants)] {
+            for (i, name) in names.iter().enumerate() {
+                let problem = match self.systemd.start_danger(name).await {
+                    Ok(None) => continue,
+                    Ok(Some(why)) => format!("item {i} ({name}): {why}"),
+                    Err(e) => format!("item {i} ({name}) could not be checked with systemd: {e}"),
+                };
+                errors.push(FieldError::new(field, problem));
+                break;
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
     /// Renders and checks a spec without changing anything. A name taken by a unit
     /// unitdeck did not create is reported on `name` in `verify.errors`.
     pub async fn preview_unit_file(&self, spec: &UnitSpec) -> AppResult<Preview> {
@@ -535,10 +587,24 @@ impl AppState {
                 }
             }
         }
+        let drop_ins = {
+            let dir = self.unit_dir();
+            let names: Vec<String> = prepared.files.keys().cloned().collect();
+            tokio::task::spawn_blocking(move || {
+                names
+                    .iter()
+                    .flat_map(|name| install::applicable_drop_ins(&dir, name))
+                    .map(|path| path.display().to_string())
+                    .collect()
+            })
+            .await
+            .map_err(AppError::internal)?
+        };
         Ok(Preview {
             files: prepared.files,
             verify: prepared.verify,
             next_runs: prepared.next_runs,
+            drop_ins,
         })
     }
 
@@ -771,7 +837,7 @@ impl AppState {
         let old_primary = current.spec.primary_unit();
         // Ask systemd, not the cache: a resync after the last reload may still be running.
         let was_running = match self.systemd.refresh_unit(&old_primary).await {
-            Ok(()) => self
+            Ok(_) => self
                 .systemd
                 .summary(&old_primary)
                 .is_some_and(|s| is_running(&s)),
@@ -852,7 +918,9 @@ impl AppState {
         action: &str,
         current: &Current,
     ) -> AppResult<()> {
-        let spec_json = serde_json::to_string(&current.spec).map_err(AppError::internal)?;
+        // Without environment values: every reader of the audit log sees it.
+        let spec_json =
+            serde_json::to_string(&current.spec.clone().redacted()).map_err(AppError::internal)?;
         let detail = format!(
             "revision {} removed; last spec: {spec_json}",
             current.row.revision
@@ -1202,7 +1270,7 @@ impl AppState {
     ) -> Applied {
         let primary = spec.primary_unit();
         let unit = match self.systemd.refresh_unit(&primary).await {
-            Ok(()) => self.systemd.summary(&primary),
+            Ok(_) => self.systemd.summary(&primary),
             Err(_) => None,
         };
         Applied {

@@ -113,19 +113,119 @@ pub struct HealthSpec {
 }
 
 /// What a validated [`HealthSpec`] checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HealthTarget<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthTarget {
     /// GET this URL.
-    Http(&'a str),
+    Http(LoopbackUrl),
     /// Connect to this port on 127.0.0.1.
     Tcp(u16),
 }
 
+/// An `http://` URL on this machine, parsed once: the validator and the prober read the
+/// same address (they once cut the host differently: `http://localhost#.evil:8080/`), and
+/// the prober connects to `ip` without a name lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopbackUrl {
+    pub ip: std::net::IpAddr,
+    pub port: u16,
+    /// The `Host` header: the host and port as written.
+    pub host: String,
+    /// Path and query (`/` when empty); a fragment is not part of a request.
+    pub target: String,
+}
+
+impl LoopbackUrl {
+    /// `http://HOST[:PORT][/PATH][?QUERY][#FRAGMENT]` with HOST `localhost` (127.0.0.1), an
+    /// IPv4 address in 127.0.0.0/8 written plainly, or `[::1]`; no user information.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| "must start with http://".to_string())?;
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, after) = rest.split_at(end);
+        if authority.contains('@') {
+            return Err("must not contain user information".into());
+        }
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(v6) => {
+                let (inside, port) = v6
+                    .split_once(']')
+                    .ok_or_else(|| "has an unclosed [".to_string())?;
+                (&authority[..inside.len() + 2], port)
+            }
+            None => match authority.find(':') {
+                Some(i) => authority.split_at(i),
+                None => (authority, ""),
+            },
+        };
+        let port = match port.strip_prefix(':') {
+            None if port.is_empty() => 80,
+            Some(digits)
+                if (1..=5).contains(&digits.len())
+                    && digits.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                digits
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| "has an invalid port (1-65535)".to_string())?
+            }
+            _ => return Err("has an invalid port (1-65535)".into()),
+        };
+        let ip = if host.eq_ignore_ascii_case("localhost") {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else if host == "[::1]" {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        } else {
+            loopback_v4(host).ok_or_else(|| {
+                "must point at this machine: localhost, 127.0.0.1 (127.0.0.0/8) or [::1]"
+                    .to_string()
+            })?
+        };
+        let target = after.split('#').next().unwrap_or("");
+        let target = match target {
+            "" => "/".to_string(),
+            t if t.starts_with('?') => format!("/{t}"),
+            t => t.to_string(),
+        };
+        Ok(Self {
+            ip,
+            port,
+            host: authority.to_string(),
+            target,
+        })
+    }
+}
+
+/// A dotted quad in 127.0.0.0/8 with no leading zeros (`127.1` and `127.0.0.01` are
+/// read differently by different parsers).
+fn loopback_v4(host: &str) -> Option<std::net::IpAddr> {
+    let parts: Vec<&str> = host.split('.').collect();
+    let plain = parts.len() == 4
+        && parts[0] == "127"
+        && parts.iter().all(|p| {
+            (1..=3).contains(&p.len())
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && !(p.len() > 1 && p.starts_with('0'))
+        });
+    plain.then(|| host.parse().ok()).flatten()
+}
+
+impl UnitSpec {
+    /// The spec with every environment value replaced by `***` (for callers below admin).
+    pub fn redacted(mut self) -> Self {
+        for value in self.environment.values_mut() {
+            *value = super::render::REDACTED.to_string();
+        }
+        self
+    }
+}
+
 impl HealthSpec {
     /// The check target; `None` only for a spec that did not pass validation.
-    pub fn target(&self) -> Option<HealthTarget<'_>> {
+    pub fn target(&self) -> Option<HealthTarget> {
         match (&self.http, self.tcp) {
-            (Some(url), None) => Some(HealthTarget::Http(url)),
+            (Some(url), None) => LoopbackUrl::parse(url).ok().map(HealthTarget::Http),
             (None, Some(port)) => u16::try_from(port)
                 .ok()
                 .filter(|p| *p != 0)
@@ -397,7 +497,12 @@ mod tests {
         assert_eq!(health.timeout_s, DEFAULT_HEALTH_TIMEOUT_S);
         assert_eq!(
             health.target(),
-            Some(HealthTarget::Http("http://127.0.0.1:8036/health"))
+            Some(HealthTarget::Http(LoopbackUrl {
+                ip: [127, 0, 0, 1].into(),
+                port: 8036,
+                host: "127.0.0.1:8036".into(),
+                target: "/health".into(),
+            }))
         );
         assert_eq!(spec.unit_name(), "shop-api.service");
         assert_eq!(spec.file_names(), vec!["shop-api.service"]);

@@ -18,7 +18,7 @@
 //! `systemd-analyze calendar` (run by the caller) decides whether a schedule is a valid
 //! calendar expression; here a schedule is only checked for length and characters.
 
-use super::spec::{HealthSpec, RestartPolicy, UnitKind, UnitSpec};
+use super::spec::{HealthSpec, LoopbackUrl, RestartPolicy, UnitKind, UnitSpec};
 use crate::error::FieldError;
 use crate::systemd::names::{is_valid_unit_name, takes_the_system_down};
 
@@ -422,64 +422,18 @@ fn check_health(health: &HealthSpec, check: &mut impl FnMut(&str, Result<(), Str
     );
 }
 
-/// `http://HOST[:PORT][/PATH]` with HOST `localhost`, an IPv4 address in 127.0.0.0/8 or
-/// `[::1]`; no user info, no whitespace, controls, backslashes or quotes.
+/// A health URL: what [`LoopbackUrl::parse`] accepts, at most [`MAX_URL_BYTES`].
 fn check_health_url(url: &str) -> Result<(), String> {
     if url.len() > MAX_URL_BYTES {
         return Err(format!("must be at most {MAX_URL_BYTES} bytes"));
     }
     no_control(url)?;
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err("must start with http://".into());
-    };
     if let Some(c) = url.chars().find(|c| {
         !c.is_ascii_graphic() || matches!(c, '\\' | '"' | '<' | '>' | '`' | '{' | '}' | '|' | '^')
     }) {
         return Err(format!("must not contain {}", show_char(c)));
     }
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    if authority.contains('@') {
-        return Err("must not contain user information".into());
-    }
-    let (host, port) = if let Some(after_bracket) = authority.strip_prefix("[::1]") {
-        ("[::1]", after_bracket)
-    } else {
-        match authority.find(':') {
-            Some(i) => (&authority[..i], &authority[i..]),
-            None => (authority, ""),
-        }
-    };
-    if !port.is_empty() {
-        let digits = &port[1..];
-        let ok = port.starts_with(':')
-            && (1..=5).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && digits
-                .parse::<u32>()
-                .is_ok_and(|p| (1..=65535).contains(&p));
-        if !ok {
-            return Err("has an invalid port (1-65535)".into());
-        }
-    }
-    if !(host.eq_ignore_ascii_case("localhost") || host == "[::1]" || is_loopback_v4(host)) {
-        return Err(
-            "must point at this machine: localhost, 127.0.0.1 (127.0.0.0/8) or [::1]".into(),
-        );
-    }
-    Ok(())
-}
-
-fn is_loopback_v4(host: &str) -> bool {
-    let parts: Vec<&str> = host.split('.').collect();
-    parts.len() == 4
-        && parts[0] == "127"
-        && parts.iter().all(|p| {
-            (1..=3).contains(&p.len())
-                && p.bytes().all(|b| b.is_ascii_digit())
-                && !(p.len() > 1 && p.starts_with('0'))
-                && p.parse::<u16>().is_ok_and(|n| n <= 255)
-        })
+    LoopbackUrl::parse(url).map(|_| ())
 }
 
 fn check_schedule(spec: &UnitSpec) -> Result<(), String> {

@@ -33,6 +33,8 @@ struct SettingsPage {
     scope: String,
     name_error: Option<String>,
     scope_error: Option<String>,
+    /// The TLS certificate's SHA-256, when unitdeck serves HTTPS.
+    tls_fingerprint: Option<String>,
 }
 
 impl SettingsPage {
@@ -45,6 +47,7 @@ impl SettingsPage {
             scope: Scope::Read.as_str().to_string(),
             name_error: None,
             scope_error: None,
+            tls_fingerprint: state.tls_fingerprint.as_deref().map(str::to_string),
         })
     }
 

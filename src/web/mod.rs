@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/", get(pages::dashboard))
         .route("/login", get(pages::login_page).post(pages::login_submit))
         .route("/logout", post(pages::logout))
+        .route("/logout/everywhere", post(pages::logout_everywhere))
         .route("/units/{name}", get(pages::unit_page))
         .route(
             "/units/new",

@@ -60,14 +60,46 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-/// Only same-site paths: `/x` but not `//evil.example` or `/\evil`.
+/// Where to go after the login: a path on this site or `/`. One leading `/`, never
+/// `//` (another host), no `\` (browsers read it as `/`), no control characters or
+/// white space (browsers drop tabs and newlines: `/<TAB>/evil` became `//evil`); each
+/// checked on the text as sent and once percent-decoded.
 fn safe_next(next: Option<&str>) -> String {
+    let acceptable = |path: &str| {
+        path.starts_with('/')
+            && !path.starts_with("//")
+            && !path
+                .chars()
+                .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+    };
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
-            n.to_string()
-        }
+        Some(n) if acceptable(n) && acceptable(&percent_decode(n)) => n.to_string(),
         _ => "/".to_string(),
     }
+}
+
+/// `%XX` sequences decoded (invalid ones left as they are), bytes read as UTF-8 lossily.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub async fn login_page(Query(q): Query<NextQuery>) -> Result<Html<String>, PageError> {
@@ -126,6 +158,20 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     state.logout(&principal).await?;
+    Ok((
+        [(header::SET_COOKIE, session_cookie(&headers, "", 0))],
+        Redirect::to("/login"),
+    )
+        .into_response())
+}
+
+/// `/logout/everywhere` (settings): every session ends, this browser's too.
+pub async fn logout_everywhere(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    state.logout_everywhere(&principal).await?;
     Ok((
         [(header::SET_COOKIE, session_cookie(&headers, "", 0))],
         Redirect::to("/login"),
@@ -512,6 +558,27 @@ mod tests {
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+        for bad in [
+            "/\t/evil.example",
+            "/%09/evil.example",
+            "/\n/evil.example",
+            "/%0d%0a/evil.example",
+            "/ /evil.example",
+            "/%2F/evil.example",
+            "%2F%2Fevil.example",
+            "/%5Cevil.example",
+            "/%5cevil.example",
+            "/units/a\u{7f}",
+            "/units/a\u{2028}b",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(
+            safe_next(Some("/units/a%40b.service?x=1%2C2")),
+            "/units/a%40b.service?x=1%2C2"
+        );
     }
 
     #[test]

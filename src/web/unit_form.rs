@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::pages::Chrome;
 use super::{PageError, render};
-use crate::auth::{Principal, urlencode};
+use crate::auth::{Principal, Scope, urlencode};
 use crate::error::{AppError, FieldError};
 use crate::state::AppState;
 use crate::unitfile::diff::{DiffLine, diff_lines};
@@ -509,11 +509,29 @@ async fn preview_pane(state: &AppState, f: &FormValues, oob: bool) -> PreviewPan
     }
 }
 
+/// Who is looking: environment values are shown to admins only.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Viewer {
+    Admin,
+    BelowAdmin,
+}
+
+impl Viewer {
+    fn of(principal: &Principal) -> Self {
+        if principal.scope >= Scope::Admin {
+            Self::Admin
+        } else {
+            Self::BelowAdmin
+        }
+    }
+}
+
 async fn page(
     state: &AppState,
     editing: Option<String>,
     f: FormValues,
     errors: Option<Errors>,
+    viewer: Viewer,
 ) -> Result<FormPage, PageError> {
     let choices = state.unit_form_choices().await?;
     let pane = preview_pane(state, &f, false).await;
@@ -521,7 +539,11 @@ async fn page(
     let errors = errors.unwrap_or_else(|| pane.errors.clone());
     let mut revisions = Vec::new();
     if let Some(name) = &editing {
-        let (detail, history) = state.unit_file_history(name, HISTORY).await?;
+        let (mut detail, mut history) = state.unit_file_history(name, HISTORY).await?;
+        if viewer == Viewer::BelowAdmin {
+            detail = detail.redacted();
+            history = history.into_iter().map(|rev| rev.redacted()).collect();
+        }
         for rev in history {
             let diff = diff_files(&rev.files, &detail.files);
             revisions.push(RevisionRow {
@@ -625,9 +647,15 @@ fn fold(lines: usize) -> DiffRow {
 
 /// `GET /units/new`.
 pub async fn new_page(State(state): State<AppState>) -> Result<Response, PageError> {
-    page(&state, None, FormValues::default(), Some(Errors::default()))
-        .await?
-        .render_with(StatusCode::OK)
+    page(
+        &state,
+        None,
+        FormValues::default(),
+        Some(Errors::default()),
+        Viewer::Admin,
+    )
+    .await?
+    .render_with(StatusCode::OK)
 }
 
 /// `POST /units/new`: create (then go to the unit), or re-render for the other buttons.
@@ -644,12 +672,24 @@ pub async fn new_submit(
 /// `GET /units/{name}/edit`.
 pub async fn edit_page(
     State(state): State<AppState>,
+    principal: Principal,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let detail = state.unit_file(&name).await?;
+    let viewer = Viewer::of(&principal);
+    let mut detail = state.unit_file(&name).await?;
+    if viewer == Viewer::BelowAdmin {
+        detail = detail.redacted();
+    }
     let f = FormValues::from_spec(&detail.spec);
-    let mut page = page(&state, Some(detail.name), f, Some(Errors::default())).await?;
+    let mut page = page(
+        &state,
+        Some(detail.name),
+        f,
+        Some(Errors::default()),
+        viewer,
+    )
+    .await?;
     let notice = state.notices.take(&headers);
     page.notice = notice.as_ref().map(|(text, _)| text.clone());
     let mut response = page.render_with(StatusCode::OK)?;
@@ -681,7 +721,7 @@ async fn submit(
     intent: Intent,
 ) -> Result<Response, PageError> {
     if intent != Intent::Save {
-        return page(state, editing, f, None)
+        return page(state, editing, f, None, Viewer::of(principal))
             .await?
             .render_with(StatusCode::OK);
     }
@@ -689,7 +729,7 @@ async fn submit(
         Ok(spec) => spec,
         Err(errors) => {
             let errors = Errors::from_fields(&errors);
-            return page(state, editing, f, Some(errors))
+            return page(state, editing, f, Some(errors), Viewer::of(principal))
                 .await?
                 .render_with(StatusCode::UNPROCESSABLE_ENTITY);
         }
@@ -716,7 +756,7 @@ async fn submit(
                 }
                 other => Errors::general(other.to_string()),
             };
-            page(state, editing, f, Some(errors))
+            page(state, editing, f, Some(errors), Viewer::of(principal))
                 .await?
                 .render_with(status)
         }
