@@ -607,12 +607,51 @@ async fn flows(screen: Screen) {
     b.click("nav a[href='/settings']").await;
     b.wait_for_path("/settings").await;
     check_page(&b, "settings").await;
+    // A token made on the page and copied with its button (app.js: the policy allows no
+    // inline handler).
+    b.find("#token-name")
+        .await
+        .send_keys("from-the-browser")
+        .await
+        .unwrap();
+    b.click("form[action='/ui/tokens'] button[type=submit]")
+        .await;
+    b.wait_for("#new-token").await;
+    b.click("[data-copy='new-token']").await;
+    b.wait_js(
+        "the copy button says it copied",
+        WAIT,
+        "return [...document.querySelectorAll('.toast')].some(t => t.textContent === 'Copied')",
+    )
+    .await;
+
+    // --- the unit type picker reloads the dashboard (no inline onchange) -----------------------
+    b.goto(&format!("{base}/")).await;
+    b.wait_for(".unit-row").await;
+    b.js(
+        "const s = document.querySelector('select[name=type]'); s.value = 'timer'; \
+         s.dispatchEvent(new Event('change', { bubbles: true }));",
+        vec![],
+    )
+    .await;
+    b.wait_js(
+        "the dashboard lists timers",
+        WAIT,
+        "return location.search.includes('type=timer') && document.readyState === 'complete'",
+    )
+    .await;
+    b.goto(&format!("{base}/settings")).await;
+    b.wait_for_path("/settings").await;
 
     // --- log out ------------------------------------------------------------------------------
     b.click("form[action='/logout'] button[type=submit]").await;
     b.wait_for_path("/login").await;
     b.goto(&format!("{base}/")).await;
     b.wait_for_path("/login").await;
+
+    // --- all of it under the Content-Security-Policy (no inline script, style or eval) -------
+    let violations = b.csp_violations().await;
+    assert!(violations.is_empty(), "CSP violations: {violations:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -905,4 +944,43 @@ async fn phone_reconnects_when_unitdeck_restarts() {
         "log lines resume without gaps or repeats: {numbers:?}"
     );
     assert_no_reload(&b, "the restart on the unit page").await;
+}
+
+/// HTTPS with the certificate unitdeck made for itself: Chromium trusts exactly that
+/// certificate's key (`--ignore-certificate-errors-spki-list`), as a user who compared its
+/// fingerprint would, logs in through the form and runs the live dashboard, all under the
+/// Content-Security-Policy.
+#[tokio::test(flavor = "multi_thread")]
+async fn https_login_with_the_self_signed_certificate() {
+    use base64::Engine;
+    use rcgen::PublicKeyData;
+    use sha2::{Digest, Sha256};
+    let sb = Sandbox::start_with(&[("UNITDECK_TLS", "self-signed")]);
+    let key = std::fs::read_to_string(sb.root().join("var/lib/unitdeck/tls/self-signed.key"))
+        .expect("unitdeck made its key");
+    let spki = rcgen::KeyPair::from_pem(&key)
+        .unwrap()
+        .subject_public_key_info();
+    let pin = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&spki));
+    let b = Browser::start_with(
+        DESKTOP,
+        common::browser::Options {
+            args: vec![format!("--ignore-certificate-errors-spki-list={pin}")],
+        },
+    )
+    .await;
+    add_demo_units(&sb);
+    let base = sb.base_url();
+    assert!(base.starts_with("https://"));
+    login(&b, &base).await;
+    check_page(&b, "dashboard over https").await;
+    let secure = b
+        .js("return [location.protocol, window.isSecureContext]", vec![])
+        .await;
+    assert_eq!(secure, json!(["https:", true]));
+    // Live updates arrive over the encrypted stream too.
+    sb.sh(&format!("systemctl stop {DEMO}"));
+    wait_row_state(&b, DEMO_ROW, "inactive", "a stop shown live over HTTPS").await;
+    let violations = b.csp_violations().await;
+    assert!(violations.is_empty(), "CSP violations: {violations:#?}");
 }

@@ -128,12 +128,25 @@ async fn api_answers_as_its_openapi_document_says() {
     assert!(system.contains_key("unitdeck.service") && system.contains_key("dbus.service"));
     let units_file = dir.join("system-units.json");
     std::fs::write(&units_file, Value::Object(system).to_string()).unwrap();
+    // Every name of every unit whose start unitdeck refuses (it would take the container
+    // down): the hooks let the fuzzer try those for real, against the guard.
+    let mut down: Vec<String> = Vec::new();
+    for unit in unitdeck::systemd::names::SYSTEM_DOWN_UNITS {
+        down.extend(
+            sb.show(unit, "Names")
+                .split_whitespace()
+                .map(str::to_string),
+        );
+    }
+    let down_file = dir.join("down-units.json");
+    std::fs::write(&down_file, json!(down).to_string()).unwrap();
 
     let fuzz_dir = project_root().join("tests/fuzz");
     let mut cmd = Command::new(&st);
     cmd.current_dir(&dir)
         .env("SCHEMATHESIS_HOOKS", fuzz_dir.join("hooks.py"))
         .env("UNITDECK_FUZZ_UNITS", &units_file)
+        .env("UNITDECK_FUZZ_DOWN", &down_file)
         .env("UNITDECK_FUZZ_TOKEN_ID", token["id"].to_string())
         .arg("--config-file")
         .arg(fuzz_dir.join("schemathesis.toml"))

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::sse::SseReader;
-use common::{Api, PASSWORD, Sandbox, eventually};
+use common::{Api, PASSWORD, Sandbox, audit, eventually, find_audit, problem, token};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -31,60 +31,6 @@ async fn act(api: &Api, unit: &str, action: &str) -> (u16, Value) {
     let res = api.post(&path_of(unit, action)).await;
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
-}
-
-/// Checks a problem+json answer with `status`; returns its body.
-async fn problem(res: reqwest::Response, status: u16) -> Value {
-    let url = res.url().path().to_string();
-    assert_eq!(res.status().as_u16(), status, "{url}");
-    assert_eq!(
-        res.headers()["content-type"],
-        "application/problem+json",
-        "{url}"
-    );
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["status"], status, "{body}");
-    assert!(body["title"].is_string() && body["type"].is_string() && body["detail"].is_string());
-    body
-}
-
-/// Creates a token through the API; returns (id, secret).
-async fn token(admin: &Api, name: &str, scope: &str) -> (i64, String) {
-    let res = admin
-        .post_json("/api/v1/tokens", &json!({"name": name, "scope": scope}))
-        .await;
-    assert_eq!(res.status(), 201, "create token {name}");
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["name"], name);
-    assert_eq!(body["scope"], scope);
-    assert!(body["created_at"].as_str().unwrap().ends_with('Z'));
-    let secret = body["token"].as_str().unwrap().to_string();
-    (body["id"].as_i64().unwrap(), secret)
-}
-
-async fn audit(api: &Api) -> Vec<Value> {
-    api.get_json("/api/v1/audit?limit=1000")
-        .await
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// The newest audit record matching action, target and result.
-fn find_audit<'a>(
-    records: &'a [Value],
-    action: &str,
-    target: Option<&str>,
-    result: &str,
-) -> &'a Value {
-    records
-        .iter()
-        .find(|r| {
-            r["action"] == action
-                && target.is_none_or(|t| r["target"] == t)
-                && r["result"] == result
-        })
-        .unwrap_or_else(|| panic!("no audit record {action} {target:?} {result} in {records:#?}"))
 }
 
 /// Reads events until one matches; panics after `timeout`.
@@ -681,7 +627,7 @@ async fn token_scopes_hold_on_every_route() {
     let admin = sb.login().await;
     let (read_id, read) = token(&admin, "reader", "read").await;
     let (operate_id, operate) = token(&admin, "operator", "operate").await;
-    let (_, admin_token) = token(&admin, "root-ish", "admin").await;
+    let (admin_id, admin_token) = token(&admin, "root-ish", "admin").await;
     let reader = sb.with_token(&read);
     let operator = sb.with_token(&operate);
     let boss = sb.with_token(&admin_token);
@@ -817,15 +763,15 @@ async fn token_scopes_hold_on_every_route() {
     let records = audit(&admin).await;
     assert_eq!(
         find_audit(&records, "unit.start", Some("op.service"), "done")["actor"],
-        "token:operator"
+        format!("token:{operate_id} (operator)")
     );
     assert_eq!(
         find_audit(&records, "unit.stop", Some("op.service"), "done")["actor"],
-        "token:root-ish"
+        format!("token:{admin_id} (root-ish)")
     );
     assert_eq!(
         find_audit(&records, "unit.start", Some("op.service"), "forbidden")["actor"],
-        "token:reader"
+        format!("token:{read_id} (reader)")
     );
     let created = find_audit(
         &records,
@@ -833,7 +779,7 @@ async fn token_scopes_hold_on_every_route() {
         Some(&format!("token:{extra_id}")),
         "ok",
     );
-    assert_eq!(created["actor"], "token:root-ish");
+    assert_eq!(created["actor"], format!("token:{admin_id} (root-ish)"));
     find_audit(
         &records,
         "token.revoke",

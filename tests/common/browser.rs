@@ -180,7 +180,31 @@ impl Browser {
             // --window-size is the outer size; make the viewport exact.
             browser.set_viewport(screen.width, screen.height).await;
         }
+        // Every Content-Security-Policy violation of every page this tab loads, kept in
+        // sessionStorage across navigations (read with `csp_violations`). Injected through
+        // DevTools, so the policy does not apply to this script itself.
         browser
+            .cdp(
+                "Page.addScriptToEvaluateOnNewDocument",
+                json!({ "source": "document.addEventListener('securitypolicyviolation', e => { \
+                    try { const k = 'unitdeck-csp', l = JSON.parse(sessionStorage.getItem(k) || '[]'); \
+                    l.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline') + ' on ' + location.pathname); \
+                    sessionStorage.setItem(k, JSON.stringify(l)); } catch (_) {} });" }),
+            )
+            .await;
+        browser
+    }
+
+    /// The Content-Security-Policy violations reported so far in this tab (each as
+    /// "directive blocked-uri on /path").
+    pub async fn csp_violations(&self) -> Vec<String> {
+        let v = self
+            .js(
+                "return JSON.parse(sessionStorage.getItem('unitdeck-csp') || '[]')",
+                vec![],
+            )
+            .await;
+        strings(&v)
     }
 
     /// Makes the viewport (window.innerWidth × innerHeight) `width` × `height` CSS px.

@@ -11,6 +11,7 @@ pub mod browser;
 pub mod memory;
 pub mod sse;
 
+use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,8 @@ pub struct Sandbox {
     pub machine: String,
     /// unitdeck's port on 127.0.0.1.
     pub port: u16,
+    /// `https` once unitdeck was installed with TLS.
+    pub scheme: &'static str,
     /// A free port the test may give to an app unit.
     pub spare_ports: Vec<u16>,
 }
@@ -62,7 +65,7 @@ impl Sandbox {
 
     /// Boots a container; `env` adds `Environment=` settings for unitdeck.
     pub fn start_with(env: &[(&str, &str)]) -> Self {
-        let sandbox = Self::boot();
+        let mut sandbox = Self::boot();
         sandbox.install_unitdeck(env);
         sandbox
     }
@@ -136,6 +139,7 @@ impl Sandbox {
             pid: 0,
             machine,
             port: free_port(),
+            scheme: "http",
             spare_ports: (0..3).map(|_| free_port()).collect(),
         };
         let deadline = Instant::now() + BOOT_TIMEOUT;
@@ -241,7 +245,12 @@ impl Sandbox {
         self.sh("systemctl daemon-reload");
     }
 
-    fn install_unitdeck(&self, env: &[(&str, &str)]) {
+    fn install_unitdeck(&mut self, env: &[(&str, &str)]) {
+        if env.iter().any(|(k, v)| {
+            (*k == "UNITDECK_TLS" && *v == "self-signed") || *k == "UNITDECK_TLS_CERT"
+        }) {
+            self.scheme = "https";
+        }
         let unit = std::fs::read_to_string(project_root().join("deploy/systemd/unitdeck.service"))
             .expect("deploy/systemd/unitdeck.service");
         self.write("/etc/systemd/system/unitdeck.service", &unit);
@@ -278,7 +287,37 @@ impl Sandbox {
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
+    }
+
+    /// The certificate unitdeck made for itself (`UNITDECK_TLS=self-signed`), PEM.
+    pub fn self_signed_certificate(&self) -> Vec<u8> {
+        std::fs::read(self.root().join("var/lib/unitdeck/tls/self-signed.pem"))
+            .expect("unitdeck made its certificate")
+    }
+
+    /// A client for this sandbox: over HTTPS it trusts unitdeck's own certificate, and
+    /// nothing else.
+    fn client(&self) -> reqwest::Client {
+        self.client_from(None)
+    }
+
+    /// Like `client`, with connections from `from` (another loopback address: another
+    /// client, as far as unitdeck can tell).
+    fn client_from(&self, from: Option<std::net::IpAddr>) -> reqwest::Client {
+        let mut builder = reqwest::Client::builder()
+            .local_address(from)
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60));
+        if self.scheme == "https" {
+            let cert = reqwest::Certificate::from_pem(&self.self_signed_certificate()).unwrap();
+            builder = builder
+                .add_root_certificate(cert)
+                .tls_built_in_root_certs(false)
+                .tls_info(true);
+        }
+        builder.build().unwrap()
     }
 
     /// Waits until `/healthz` answers 200 (unitdeck up and connected to systemd).
@@ -286,8 +325,9 @@ impl Sandbox {
         let deadline = Instant::now() + Duration::from_secs(30);
         let url = format!("{}/healthz", self.base_url());
         loop {
+            // -k: this only waits for it; the tests check the certificate themselves.
             let ok = Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url])
+                .args(["-s", "-k", "-o", "/dev/null", "-w", "%{http_code}", &url])
                 .output()
                 .map(|o| o.stdout == b"200")
                 .unwrap_or(false);
@@ -314,17 +354,24 @@ impl Sandbox {
 
     /// A client without credentials.
     pub fn anonymous(&self) -> Api {
-        Api::new(self.base_url(), None)
+        Api::with_client(self.base_url(), None, self.client())
     }
 
     /// A client logged in with the password (cookie session).
     pub async fn login(&self) -> Api {
-        let api = Api::new(self.base_url(), None);
+        Self::logged_in(self.anonymous()).await
+    }
+
+    /// A client logged in with the password from another loopback address (another
+    /// client, as far as unitdeck can tell).
+    pub async fn login_from(&self, from: std::net::Ipv4Addr) -> Api {
+        let api = Api::with_client(self.base_url(), None, self.client_from(Some(from.into())));
+        Self::logged_in(api).await
+    }
+
+    async fn logged_in(api: Api) -> Api {
         let res = api
-            .post_json(
-                "/api/v1/session",
-                &serde_json::json!({ "password": PASSWORD }),
-            )
+            .post_json("/api/v1/session", &json!({ "password": PASSWORD }))
             .await;
         assert_eq!(res.status(), 200, "login failed");
         api
@@ -332,7 +379,7 @@ impl Sandbox {
 
     /// A client using a bearer token.
     pub fn with_token(&self, token: &str) -> Api {
-        Api::new(self.base_url(), Some(token.to_string()))
+        Api::with_client(self.base_url(), Some(token.to_string()), self.client())
     }
 }
 
@@ -400,13 +447,7 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(base: String, token: Option<String>) -> Self {
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
+    pub fn with_client(base: String, token: Option<String>, client: reqwest::Client) -> Self {
         Self {
             base,
             client,
@@ -484,4 +525,58 @@ pub fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Checks a problem+json answer with `status`; returns its body.
+pub async fn problem(res: reqwest::Response, status: u16) -> Value {
+    let url = res.url().path().to_string();
+    assert_eq!(res.status().as_u16(), status, "{url}");
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/problem+json",
+        "{url}"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], status, "{body}");
+    assert!(body["title"].is_string() && body["type"].is_string() && body["detail"].is_string());
+    body
+}
+
+/// Creates a token through the API; returns (id, secret).
+pub async fn token(admin: &Api, name: &str, scope: &str) -> (i64, String) {
+    let res = admin
+        .post_json("/api/v1/tokens", &json!({"name": name, "scope": scope}))
+        .await;
+    assert_eq!(res.status(), 201, "create token {name}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["name"], name);
+    assert_eq!(body["scope"], scope);
+    assert!(body["created_at"].as_str().unwrap().ends_with('Z'));
+    let secret = body["token"].as_str().unwrap().to_string();
+    (body["id"].as_i64().unwrap(), secret)
+}
+
+pub async fn audit(api: &Api) -> Vec<Value> {
+    api.get_json("/api/v1/audit?limit=1000")
+        .await
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The newest audit record matching action, target and result.
+pub fn find_audit<'a>(
+    records: &'a [Value],
+    action: &str,
+    target: Option<&str>,
+    result: &str,
+) -> &'a Value {
+    records
+        .iter()
+        .find(|r| {
+            r["action"] == action
+                && target.is_none_or(|t| r["target"] == t)
+                && r["result"] == result
+        })
+        .unwrap_or_else(|| panic!("no audit record {action} {target:?} {result} in {records:#?}"))
 }

@@ -7,7 +7,8 @@ rewritten into the same request for something that does not exist, whose answer 
 
 - a unit action on one of the container's own units (loaded when the run started, or
   shipped in /usr/lib/systemd/system), except the ones unitdeck refuses anyway (stop
-  and disable of a protected unit: 409) and reset-failed. A restart of unitdeck.service
+  and disable of a protected unit, start, restart and enable of any name of a unit that
+  takes the container down: 409) and reset-failed. A restart of unitdeck.service
   ends the server under test; a start of shutdown.target powers the container off; a
   restart of dbus.service cuts unitdeck off systemd for a moment (503s that say nothing
   about unitdeck). The units the test installs for the fuzzer (fuzz-*.service) and the
@@ -18,7 +19,9 @@ Every failure the checks find stands (a log filter `grep` is text since a `(` in
 refused PCRE2 pattern then, failed the positive_data_acceptance check).
 
 Environment (set by tests/fuzz_api.rs): UNITDECK_FUZZ_UNITS, a JSON file
-{"unit name": protected}; UNITDECK_FUZZ_TOKEN_ID, the id of the fuzzer's token.
+{"unit name": protected}; UNITDECK_FUZZ_DOWN, a JSON list of every name (aliases
+included) of the units that take the container down; UNITDECK_FUZZ_TOKEN_ID, the id of
+the fuzzer's token.
 """
 
 import json
@@ -29,6 +32,8 @@ import schemathesis
 
 with open(os.environ["UNITDECK_FUZZ_UNITS"]) as f:
     SYSTEM_UNITS = json.load(f)
+with open(os.environ["UNITDECK_FUZZ_DOWN"]) as f:
+    DOWN_NAMES = set(json.load(f))
 OWN_TOKEN = int(os.environ["UNITDECK_FUZZ_TOKEN_ID"])
 UNIT_DIRS = ("/usr/lib/systemd/system", "/lib/systemd/system")
 # Valid names that name nothing.
@@ -37,6 +42,8 @@ SPARED_TOKEN = 2**62
 
 # A unit action with these is refused with 409 before systemd is asked.
 REFUSED_ON_PROTECTED = ("stop", "disable")
+# ...and one of these on a unit that takes the container down (any of its names).
+REFUSED_ON_DOWN = ("start", "restart", "enable")
 
 
 def is_system_unit(name):
@@ -68,7 +75,9 @@ def before_call(context, case, kwargs):
         name, action = params.get("name"), params.get("action")
         if not isinstance(name, str) or not is_system_unit(name):
             return
-        refused = action in REFUSED_ON_PROTECTED and SYSTEM_UNITS.get(unquote(name), False)
+        refused = (action in REFUSED_ON_PROTECTED and SYSTEM_UNITS.get(unquote(name), False)) or (
+            action in REFUSED_ON_DOWN and unquote(name) in DOWN_NAMES
+        )
         if not (refused or action == "reset-failed"):
             params["name"] = SPARED_UNIT
     elif method == "DELETE" and path == "/api/v1/tokens/{id}":
