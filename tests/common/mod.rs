@@ -474,6 +474,15 @@ pub async fn eventually<T>(
     }
 }
 
+/// Whether a server answers `GET /` on 127.0.0.1:`port` with 200 within 2 s.
+pub async fn answers(port: u16) -> bool {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    matches!(client.get(format!("http://127.0.0.1:{port}/")).send().await, Ok(r) if r.status() == 200)
+}
+
 /// Percent-encodes a query value.
 pub fn urlencode(s: &str) -> String {
     s.bytes()
