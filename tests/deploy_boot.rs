@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, project_root};
+use common::{Sandbox, project_root, wait_until};
 
 const UNITS: [&str; 4] = [
     "docker-entrypoint.service",
@@ -270,17 +270,6 @@ fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("command runs");
     assert!(out.status.success(), "{cmd:?} failed: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 impl Booted {

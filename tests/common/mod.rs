@@ -474,6 +474,19 @@ pub async fn eventually<T>(
     }
 }
 
+/// Polls `check` (every 100 ms) until it returns Some, or panics with `what` after
+/// `timeout`; the blocking twin of [`eventually`].
+pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Whether a server answers `GET /` on 127.0.0.1:`port` with 200 within 2 s.
 pub async fn answers(port: u16) -> bool {
     let client = reqwest::Client::builder()
