@@ -318,10 +318,18 @@ impl Compose<'_> {
         self.sh(&format!("systemctl show -P {property} {unit}"))
     }
 
-    /// Until the boot transaction is over; what systemd then says.
+    /// Until the boot transaction is over; what systemd then says. Right after `up`
+    /// systemd may not answer on its bus yet (systemctl prints nothing).
     fn booted(&self) -> String {
-        let out = self.exec(&["timeout", "60", "systemctl", "is-system-running", "--wait"]);
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        wait_until(
+            "systemd answers in the container",
+            Duration::from_secs(60),
+            || {
+                let out = self.exec(&["timeout", "60", "systemctl", "is-system-running", "--wait"]);
+                let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                (!state.is_empty()).then_some(state)
+            },
+        )
     }
 }
 
