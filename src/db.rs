@@ -46,7 +46,8 @@ pub struct AuditRecord {
     pub action: String,
     pub target: Option<String>,
     /// `ok`, `done`, `queued`, `failed`, `refused`, `forbidden`, `not-found`, `error`,
-    /// `rate-limited`, `timeout`, ... A unit action is written as `pending` before it runs
+    /// `rate-limited`, `timeout`, `left-alone` (a unit file edited by hand, reported at
+    /// start), ... A unit action is written as `pending` before it runs
     /// and given its outcome after; one a stopped or crashed unitdeck never saw finish
     /// reads `interrupted`.
     pub result: String,
@@ -349,6 +350,40 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    /// The newest of `actions` on `target` at or after `since` that systemd carried out
+    /// (`done`): what unitdeck last knew of a unit's enablement or run state.
+    pub async fn last_done_action(
+        &self,
+        target: &str,
+        since: &str,
+        actions: &[&str],
+    ) -> sqlx::Result<Option<String>> {
+        let actions = serde_json::to_string(actions).unwrap_or_default();
+        sqlx::query_scalar(
+            "SELECT action FROM audit WHERE target = ? AND time >= ? AND result = 'done' \
+             AND action IN (SELECT value FROM json_each(?)) ORDER BY id DESC LIMIT 1",
+        )
+        .bind(target)
+        .bind(since)
+        .bind(actions)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// The newest audit row about `target`: its action and detail.
+    pub async fn last_audit_of(
+        &self,
+        target: &str,
+    ) -> sqlx::Result<Option<(String, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT action, detail FROM audit WHERE target = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(target)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (r.get("action"), r.get("detail"))))
     }
 
     /// Newest first, at most `limit`, only ids below `before` when given.

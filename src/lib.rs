@@ -234,7 +234,8 @@ pub async fn build_state(
         port_scanner: Arc::new(std::sync::Mutex::new(ports::PortScanner::new("/proc"))),
         notices: Default::default(),
     };
-    // A change interrupted between its files and its revision is put back.
+    // The unit directory agrees with the database again: missing files are written back
+    // (a recreated container), interrupted changes settled, hand edits reported.
     if let Err(e) = unitfile::reconcile_on_start(&state).await {
         tracing::error!(error = %e, "cannot check the unit files unitdeck created");
     }

@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, project_root};
+use common::{Sandbox, project_root, wait_until};
 
 const UNITS: [&str; 4] = [
     "docker-entrypoint.service",
@@ -270,17 +270,6 @@ fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("command runs");
     assert!(out.status.success(), "{cmd:?} failed: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 impl Booted {
@@ -572,6 +561,46 @@ fn the_dev_container_boots_its_units_in_order_and_keeps_them_running() {
         (u["main_pid"] == new_pid && u["n_restarts"] == 1 && u["sub_state"] == "running")
             .then_some(())
     });
+
+    // --- (2b) difit exits cleanly whenever its browser tab goes (status 0): it is
+    // restarted anyway (Restart=always; a SIGTERM is such a clean end for systemd too).
+    // A taken port is refused (exit 78, not restarted), never swapped for another one.
+    let difit_pid = b.show_u64("difit.service", "MainPID");
+    sb.sh("systemctl kill --signal=SIGTERM difit.service");
+    wait_until(
+        "difit restarted after a clean exit",
+        Duration::from_secs(15),
+        || {
+            let pid = b.show_u64("difit.service", "MainPID");
+            (sb.show("difit.service", "NRestarts") == "1" && pid != 0 && pid != difit_pid)
+                .then_some(())
+        },
+    );
+    wait_until("difit serves again", Duration::from_secs(10), || {
+        (b.curl(&["http://127.0.0.1:4966/"]).0 == 200).then_some(())
+    });
+    sb.sh("systemctl stop difit.service && \
+         systemd-run --unit=squatter python3 -m http.server --bind 127.0.0.1 4966 && \
+         for i in $(seq 50); do ss -Hltn 'sport = :4966' | grep -q . && break; sleep 0.1; done; \
+         systemctl start difit.service");
+    wait_until(
+        "difit refuses the taken port",
+        Duration::from_secs(10),
+        || (sb.show("difit.service", "ActiveState") == "failed").then_some(()),
+    );
+    assert_eq!(sb.show("difit.service", "ExecMainStatus"), "78");
+    // RestartSec=1: a restart would have come by now.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(sb.show("difit.service", "ActiveState"), "failed");
+    assert_eq!(sb.show("difit.service", "NRestarts"), "0");
+    assert!(
+        b.journal("difit.service")
+            .contains("difit: port 4966 is taken"),
+        "{}",
+        b.journal("difit.service")
+    );
+    sb.sh("systemctl stop squatter.service && systemctl start difit.service");
+    assert_eq!(sb.show("difit.service", "ActiveState"), "active");
 
     // --- (5) The journald drop-in is in effect. ---------------------------------------
     let config = sb.sh("systemd-analyze cat-config systemd/journald.conf");

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Api, Sandbox, eventually};
+use common::{Api, Sandbox, answers, eventually};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -101,14 +101,6 @@ fn process_environment(sb: &Sandbox, unit: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(|s| String::from_utf8_lossy(s).into_owned())
         .collect()
-}
-
-async fn answers(port: u16) -> bool {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    matches!(client.get(format!("http://127.0.0.1:{port}/")).send().await, Ok(r) if r.status() == 200)
 }
 
 async fn put_json(api: &Api, path: &str, body: &Value) -> reqwest::Response {
@@ -483,15 +475,43 @@ async fn a_job_gets_an_active_timer_with_a_next_elapse() {
     let timer = api.get_json("/api/v1/units/nightly-report.timer").await;
     assert_eq!(timer["timer"]["schedule"], "*-*-* *:00:00");
 
-    // A change interrupted between writing the files and recording the revision (a crash):
-    // the next start puts the recorded revision back.
+    // A change interrupted between writing the files and recording the revision (a crash
+    // leaves its intent behind): the next start puts the recorded revision back.
+    // (A file changed without an intent was edited by hand: tests/restore_on_start.rs.)
     let timer_file = sb.root().join(UNIT_DIR).join("nightly-report.timer");
     let recorded = std::fs::read_to_string(&timer_file).unwrap();
     std::fs::write(&timer_file, recorded.replace("hourly", "minutely")).unwrap();
+    std::fs::write(
+        sb.root()
+            .join(UNIT_DIR)
+            .join(".nightly-report.unitdeck-change"),
+        "nightly-report.service\nnightly-report.timer\n",
+    )
+    .unwrap();
     sb.sh("systemctl restart unitdeck.service");
     sb.wait_healthy();
-    assert_eq!(std::fs::read_to_string(&timer_file).unwrap(), recorded);
     let api = sb.login().await;
+    eventually(
+        "the recorded revision back",
+        Duration::from_secs(10),
+        async || {
+            let audit = api.get_json("/api/v1/audit?limit=5").await;
+            let settled = audit
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["action"] == "unitfile.restore" && r["result"] == "ok");
+            settled.then_some(())
+        },
+    )
+    .await;
+    assert_eq!(std::fs::read_to_string(&timer_file).unwrap(), recorded);
+    assert!(
+        !sb.root()
+            .join(UNIT_DIR)
+            .join(".nightly-report.unitdeck-change")
+            .exists()
+    );
     assert_eq!(
         api.get_json("/api/v1/units/nightly-report.timer").await["managed"],
         true

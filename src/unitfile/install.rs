@@ -581,23 +581,25 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 // --- crash recovery ----------------------------------------------------------------------
 
-/// Suffix of the file that marks a create in progress (`.NAME.unitdeck-create`).
-const CREATE_INTENT: &str = ".unitdeck-create";
+/// Suffix of the file that marks a change in progress (`.NAME.unitdeck-change`).
+const CHANGE_INTENT: &str = ".unitdeck-change";
 
-/// A create in progress, recorded in the unit directory before its files are written:
-/// `dir/.NAME.unitdeck-create` lists them. A kill between installing the files and
-/// committing the revision leaves the files with no database row; the next start
-/// finds the intent and removes them ([`interrupted_creates`]). Call [`Self::finish`]
-/// once the create is committed or undone.
-#[must_use = "finish the intent once the create is committed or undone"]
+/// A change in progress (create, update, rollback, delete), recorded in the unit
+/// directory before its files are written: `dir/.NAME.unitdeck-change` lists every file
+/// the change may write or remove. A kill between installing the files and committing
+/// the revision leaves files that no revision describes; the next start finds the intent
+/// ([`interrupted_changes`]) and the database decides: the files of a unit it has no row
+/// for go, the others get their recorded revision back. Call [`Self::finish`] once the
+/// change is committed or undone.
+#[must_use = "finish the intent once the change is committed or undone"]
 #[derive(Debug)]
-pub struct CreateIntent {
+pub struct ChangeIntent {
     path: PathBuf,
 }
 
-/// Records that the files `names` of unit file `base` are about to be created.
-pub fn begin_create(dir: &Path, base: &str, names: &[String]) -> io::Result<CreateIntent> {
-    let intent = format!(".{base}{CREATE_INTENT}");
+/// Records that the files `names` of unit file `base` are about to change.
+pub fn begin_change(dir: &Path, base: &str, names: &[String]) -> io::Result<ChangeIntent> {
+    let intent = format!(".{base}{CHANGE_INTENT}");
     let tmp = write_atomically(dir, &intent, names.join("\n").as_bytes())?;
     let path = dir.join(&intent);
     if let Err(e) = std::fs::rename(&tmp, &path).and_then(|()| sync_dir(dir)) {
@@ -605,17 +607,17 @@ pub fn begin_create(dir: &Path, base: &str, names: &[String]) -> io::Result<Crea
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
-    Ok(CreateIntent { path })
+    Ok(ChangeIntent { path })
 }
 
-impl CreateIntent {
+impl ChangeIntent {
     pub fn finish(self) -> io::Result<()> {
         std::fs::remove_file(&self.path)?;
         sync_dir(self.path.parent().unwrap_or(Path::new(".")))
     }
 }
 
-/// An interrupted create found at start: its base name and the files it was writing.
+/// An interrupted change found at start: its base name and the files it was changing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interrupted {
     pub base: String,
@@ -623,22 +625,27 @@ pub struct Interrupted {
     intent: PathBuf,
 }
 
-/// The creates a crash interrupted (their intent files are still there).
-pub fn interrupted_creates(dir: &Path) -> io::Result<Vec<Interrupted>> {
+/// The changes a crash interrupted (their intent files are still there).
+pub fn interrupted_changes(dir: &Path) -> io::Result<Vec<Interrupted>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(base) = name
             .strip_prefix('.')
-            .and_then(|n| n.strip_suffix(CREATE_INTENT))
+            .and_then(|n| n.strip_suffix(CHANGE_INTENT))
         else {
             continue;
         };
         let text = std::fs::read_to_string(entry.path())?;
         found.push(Interrupted {
             base: base.to_string(),
-            files: text.lines().map(String::from).collect(),
+            // Only plain unit file names: the intent is read back from disk.
+            files: text
+                .lines()
+                .filter(|n| !n.contains('/') && !n.starts_with('.') && !n.is_empty())
+                .map(String::from)
+                .collect(),
             intent: entry.path(),
         });
     }
@@ -647,15 +654,12 @@ pub fn interrupted_creates(dir: &Path) -> io::Result<Vec<Interrupted>> {
 }
 
 impl Interrupted {
-    /// Removes the files of the create that unitdeck wrote (never a file without the
-    /// marker), then the intent. Returns the names removed.
+    /// Removes the files of the change that unitdeck wrote (never a file without the
+    /// marker), then the intent: for a unit the database has no row for (a create that
+    /// was never committed, a delete that was). Returns the names removed.
     pub fn undo(self, dir: &Path) -> io::Result<Vec<String>> {
         let mut removed = Vec::new();
         for name in &self.files {
-            // Only plain unit file names: the intent is read back from disk.
-            if name.contains('/') || name.starts_with('.') || name.is_empty() {
-                continue;
-            }
             if let OnDisk::Ours(_) = on_disk(dir, name)? {
                 std::fs::remove_file(dir.join(name))?;
                 removed.push(name.clone());
@@ -666,7 +670,7 @@ impl Interrupted {
         Ok(removed)
     }
 
-    /// Removes only the intent (the create was committed before the crash).
+    /// Removes only the intent (its files were put back, or the change was committed).
     pub fn forget(&self) -> io::Result<()> {
         match std::fs::remove_file(&self.intent) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
@@ -808,25 +812,25 @@ mod tests {
     }
 
     #[test]
-    fn an_interrupted_create_is_found_and_undone() {
+    fn an_interrupted_change_is_found_and_undone() {
         let dir = temp_unit_dir();
         let ours = format!("{}\n[Unit]\n", super::super::render::MANAGED_HEADER);
         std::fs::write(dir.0.join("keep.service"), "by hand").unwrap();
         let before = listing_names(&dir.0);
         let names = ["job.service".to_string(), "job.timer".to_string()];
-        // A create that finished leaves nothing behind.
-        begin_create(&dir.0, "done", &names)
+        // A change that finished leaves nothing behind.
+        begin_change(&dir.0, "done", &names)
             .unwrap()
             .finish()
             .unwrap();
         assert_eq!(listing_names(&dir.0), before);
-        assert!(interrupted_creates(&dir.0).unwrap().is_empty());
+        assert!(interrupted_changes(&dir.0).unwrap().is_empty());
         // A crash after the files were installed: the intent is still there.
-        let _crashed = begin_create(&dir.0, "job", &names).unwrap();
+        let _crashed = begin_change(&dir.0, "job", &names).unwrap();
         std::fs::write(dir.0.join("job.service"), &ours).unwrap();
         std::fs::write(dir.0.join("job.timer"), "replaced by hand").unwrap();
         std::fs::write(dir.0.join(".job.service.unitdeck-1-2-ab.tmp"), "part").unwrap();
-        let found = interrupted_creates(&dir.0).unwrap();
+        let found = interrupted_changes(&dir.0).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].base, "job");
         assert_eq!(found[0].files, names);

@@ -7,9 +7,13 @@
 //! 3. [`render`]: the text of `NAME.service` (and `NAME.timer`), quoted and `%`-escaped;
 //! 4. [`install::verify`]: `systemd-analyze verify` in a private temporary directory;
 //! 5. [`install::install_files`]: temp file in the unit directory, fsync, rename, fsync the
-//!    directory; kept contents allow a rollback;
+//!    directory; kept contents allow a rollback; the change's intent is recorded first;
 //! 6. `Reload()`, then the revision and its audit row in one database transaction, then
 //!    enable/start.
+//!
+//! At start, [`restore`] makes the unit directory agree with the database again: missing
+//! files are written back (a recreated container), interrupted changes are settled, and
+//! files edited by hand are reported, never overwritten.
 //!
 //! `systemd-analyze verify` is advisory: its messages are shown (`verify.ok = false`), and
 //! only a *hard* error refuses the change: a message about a setting in one of our own files
@@ -25,6 +29,7 @@ pub mod diff;
 pub mod install;
 mod ops;
 pub mod render;
+mod restore;
 pub mod shell;
 pub mod spec;
 pub mod validate;
@@ -32,8 +37,9 @@ pub mod validate;
 pub use install::VerifyReport;
 pub use ops::{
     Applied, Preview, RevisionInfo, UnitFileDetail, UnitFileInfo, base_name, load_managed,
-    reconcile_on_start, unit_file_name_pattern,
+    unit_file_name_pattern,
 };
 pub use render::{MANAGED_HEADER, is_managed, render};
+pub use restore::{FileState, reconcile_on_start};
 pub use spec::{HealthSpec, RestartPolicy, UnitKind, UnitSpec};
 pub use validate::validate;

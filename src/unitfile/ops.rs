@@ -9,21 +9,21 @@
 //!    files are put back and systemd reloads again;
 //! 4. enable/disable and start/restart, each audited like a unit action.
 //!
-//! A crash between 2 and 3 leaves files newer than the database; [`reconcile_on_start`]
-//! puts the database's revision back at the next start (the change was never confirmed).
-//! A create has no revision to go back to: it is recorded in the unit directory before
-//! step 2 (`.NAME.unitdeck-create`, removed after step 3), and the next start removes the
-//! files of a create whose revision was never committed.
+//! Every change is recorded in the unit directory before step 2 (`.NAME.unitdeck-change`,
+//! removed after step 3): a crash between 2 and 3 leaves files that no revision
+//! describes, and [`super::restore::reconcile_on_start`] settles them at the next start
+//! (the change was never confirmed: the database's revision goes back, or the files of a
+//! create go).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::install::{self, Installed, OnDisk, VerifyReport};
 use super::render::{redact_environment, render};
+use super::restore::{FileState, file_states};
 use super::spec::{UnitKind, UnitSpec};
 use super::validate::{is_well_formed_name, validate};
 use crate::auth::Principal;
@@ -40,7 +40,7 @@ pub use crate::db::{RevisionInfo, UnitFileRow as UnitFileInfo};
 
 /// One change at a time: the ownership checks, the files and the revision number must
 /// not interleave between two requests.
-static CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(super) static CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// `POST /api/v1/unit-files/preview`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -91,6 +91,10 @@ pub struct UnitFileDetail {
     pub revisions: Vec<RevisionInfo>,
     pub created_at: String,
     pub updated_at: String,
+    /// Each file in the unit directory against the installed revision. unitdeck never
+    /// overwrites a `modified` or `replaced` file by itself (the next update or rollback
+    /// does); a `missing` one is written again at its next start.
+    pub on_disk: BTreeMap<String, FileState>,
 }
 
 impl UnitFileDetail {
@@ -203,113 +207,6 @@ pub async fn load_managed(db: &Db, systemd: &Systemd) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Puts back the installed revision of every managed file that differs from it (a crash
-/// between writing the files and committing the revision), removes the files of a create
-/// interrupted the same way and temporary files a crash left, then reloads systemd once
-/// the bus is up. Files without the marker are never touched, only reported.
-pub async fn reconcile_on_start(state: &AppState) -> anyhow::Result<()> {
-    let dir = state.config.unit_dir.clone();
-    let mut restored = Vec::new();
-    // A create interrupted before its commit: the files go (the create was never
-    // confirmed); one interrupted after it only leaves its intent behind.
-    let interrupted = {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || install::interrupted_creates(&dir)).await?
-    };
-    for create in interrupted.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "cannot look for interrupted creates");
-        Vec::new()
-    }) {
-        let committed = state
-            .db
-            .unit_file(&format!("{}.service", create.base))
-            .await?
-            .is_some();
-        let dir = dir.clone();
-        let files = create.files.clone();
-        let undone = tokio::task::spawn_blocking(move || {
-            if committed {
-                create.forget().map(|()| Vec::new())
-            } else {
-                create.undo(&dir)
-            }
-        })
-        .await?;
-        match undone {
-            Ok(removed) if !removed.is_empty() => {
-                tracing::warn!(files = ?removed, "removed the files of an interrupted create");
-                restored.extend(removed);
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(files = ?files, error = %e, "cannot undo an interrupted create")
-            }
-        }
-    }
-    let stale = {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || install::remove_stale_temps(&dir)).await?
-    };
-    match stale {
-        Ok(removed) if !removed.is_empty() => {
-            tracing::warn!(files = ?removed, "removed temporary files of an interrupted change");
-        }
-        Ok(_) => {}
-        Err(e) => tracing::error!(error = %e, "cannot remove stale temporary files"),
-    }
-    for row in state.db.list_unit_files().await? {
-        let Some(stored) = state.db.unit_file_revision(&row.name, row.revision).await? else {
-            continue;
-        };
-        let files: BTreeMap<String, String> = serde_json::from_str(&stored.files)?;
-        let mut differing = BTreeMap::new();
-        for (name, text) in &files {
-            match install::on_disk(&dir, name) {
-                Ok(OnDisk::Ours(on_disk)) if on_disk == *text => {}
-                Ok(OnDisk::Ours(_) | OnDisk::Absent) => {
-                    differing.insert(name.clone(), text.clone());
-                }
-                Ok(OnDisk::Foreign) => tracing::warn!(
-                    file = %dir.join(name).display(),
-                    "a unit file unitdeck created was replaced by hand; leaving it alone"
-                ),
-                Err(e) => tracing::warn!(file = name, error = %e, "cannot read a unit file"),
-            }
-        }
-        if differing.is_empty() {
-            continue;
-        }
-        let dir = dir.clone();
-        let names: Vec<String> = differing.keys().cloned().collect();
-        match tokio::task::spawn_blocking(move || install::install_files(&dir, &differing, &[]))
-            .await?
-        {
-            Ok(installed) => {
-                drop(installed);
-                tracing::warn!(files = ?names, revision = row.revision,
-                    "restored unit files to their recorded revision (interrupted change)");
-                restored.extend(names);
-            }
-            Err(e) => tracing::error!(files = ?names, error = %e, "cannot restore unit files"),
-        }
-    }
-    if !restored.is_empty() {
-        let systemd = state.systemd.clone();
-        tokio::spawn(async move {
-            for _ in 0..600 {
-                if let Ok(bus) = systemd.bus() {
-                    if let Err(e) = bus.reload().await {
-                        tracing::error!(error = %e, "reload after restoring unit files failed");
-                    }
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-    }
-    Ok(())
-}
-
 /// What a change stopped and disabled before touching the files, to put back if it fails.
 #[derive(Default)]
 struct Paused {
@@ -338,6 +235,10 @@ impl AppState {
     pub async fn unit_file(&self, raw: &str) -> AppResult<UnitFileDetail> {
         let current = self.current(raw).await?;
         let revisions = self.db.unit_file_revisions(&current.row.name).await?;
+        let (dir, files) = (self.unit_dir(), current.files.clone());
+        let on_disk = tokio::task::spawn_blocking(move || file_states(&dir, &files))
+            .await
+            .map_err(AppError::internal)?;
         Ok(UnitFileDetail {
             name: current.row.name,
             kind: current.row.kind,
@@ -347,6 +248,7 @@ impl AppState {
             revisions,
             created_at: current.row.created_at,
             updated_at: current.row.updated_at,
+            on_disk,
         })
     }
 
@@ -902,7 +804,17 @@ impl AppState {
             return Err(self.refuse(principal, ACTION, &target, e).await);
         }
         self.disable(principal, &primary, &mut paused).await;
-        let removed = self.remove_files(principal, ACTION, &current).await;
+        let base = base_name(&current.row.name)?;
+        let names = current.files.keys().cloned().collect();
+        let removed = self
+            .with_intent(
+                principal,
+                ACTION,
+                &base,
+                names,
+                self.remove_files(principal, ACTION, &current),
+            )
+            .await;
         if removed.is_err() {
             // The files are back; so are the unit's state and a job's schedule.
             self.restore(principal, paused, &primary).await;
@@ -1028,9 +940,7 @@ impl AppState {
         self.refuse(principal, action, target, err).await
     }
 
-    /// Files → reload → revision + audit in one transaction; undone on failure. A create
-    /// is first recorded in the unit directory, so that a crash before its commit is
-    /// undone at the next start ([`reconcile_on_start`]).
+    /// Files → reload → revision + audit in one transaction; undone on failure.
     async fn install_and_commit(
         &self,
         principal: &Principal,
@@ -1040,16 +950,36 @@ impl AppState {
         previous: Option<(i64, Vec<String>)>,
         note: &str,
     ) -> AppResult<i64> {
-        if previous.is_some() {
-            return self
-                .install_files_and_commit(principal, action, spec, prepared, previous, note)
-                .await;
+        let mut names: Vec<String> = prepared.files.keys().cloned().collect();
+        if let Some((_, old)) = &previous {
+            names.extend(
+                old.iter()
+                    .filter(|n| !prepared.files.contains_key(*n))
+                    .cloned(),
+            );
         }
-        let (dir, base) = (self.unit_dir(), spec.name.clone());
-        let names: Vec<String> = prepared.files.keys().cloned().collect();
-        let begun = tokio::task::spawn_blocking(move || install::begin_create(&dir, &base, &names))
+        let change =
+            self.install_files_and_commit(principal, action, spec, prepared, previous, note);
+        self.with_intent(principal, action, &spec.name, names, change)
             .await
-            .map_err(AppError::internal)?;
+    }
+
+    /// Runs a change of the files `names` with its intent recorded in the unit directory
+    /// first, so that a crash before its commit is settled at the next start
+    /// ([`super::restore::reconcile_on_start`]).
+    async fn with_intent<T>(
+        &self,
+        principal: &Principal,
+        action: &str,
+        base: &str,
+        names: Vec<String>,
+        change: impl std::future::Future<Output = AppResult<T>>,
+    ) -> AppResult<T> {
+        let (dir, owned) = (self.unit_dir(), base.to_string());
+        let begun =
+            tokio::task::spawn_blocking(move || install::begin_change(&dir, &owned, &names))
+                .await
+                .map_err(AppError::internal)?;
         let intent = match begun {
             Ok(intent) => intent,
             Err(e) => {
@@ -1057,16 +987,16 @@ impl AppState {
                     "cannot write unit files in {}: {e}",
                     self.unit_dir().display()
                 ));
-                return Err(self.refuse(principal, action, &spec.unit_name(), err).await);
+                return Err(self
+                    .refuse(principal, action, &format!("{base}.service"), err)
+                    .await);
             }
         };
-        let result = self
-            .install_files_and_commit(principal, action, spec, prepared, None, note)
-            .await;
+        let result = change.await;
         match tokio::task::spawn_blocking(move || intent.finish()).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot remove the create intent"),
-            Err(e) => tracing::error!(error = %e, "cannot remove the create intent"),
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot remove the change intent"),
+            Err(e) => tracing::error!(error = %e, "cannot remove the change intent"),
         }
         result
     }
@@ -1140,7 +1070,7 @@ impl AppState {
     }
 
     /// Runs a unit action for a unit-file change, audited like `unit_action`.
-    async fn act(
+    pub(super) async fn act(
         &self,
         principal: &Principal,
         name: &str,

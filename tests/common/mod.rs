@@ -515,6 +515,28 @@ pub async fn eventually<T>(
     }
 }
 
+/// Polls `check` (every 100 ms) until it returns Some, or panics with `what` after
+/// `timeout`; the blocking twin of [`eventually`].
+pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether a server answers `GET /` on 127.0.0.1:`port` with 200 within 2 s.
+pub async fn answers(port: u16) -> bool {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    matches!(client.get(format!("http://127.0.0.1:{port}/")).send().await, Ok(r) if r.status() == 200)
+}
+
 /// Percent-encodes a query value.
 pub fn urlencode(s: &str) -> String {
     s.bytes()
