@@ -451,6 +451,7 @@ async fn the_dev_container_boots_in_docker_and_keeps_its_units_across_a_recreate
         format!(
             "services:\n  devcontainer:\n    image: {image}\n    network_mode: host\n    \
              ports: !reset []\n    environment:\n      UNITDECK_PASSWORD: {UNITDECK_PASSWORD}\n      \
+             UNITDECK_ALLOWED_HOSTS: devbox.test\n      \
              CODE_SERVER_PASSWORD: code-server-test-pw\n"
         ),
     )
@@ -508,6 +509,17 @@ async fn the_dev_container_boots_in_docker_and_keeps_its_units_across_a_recreate
         }
     };
     assert_eq!(login(&client).await, Some(200), "unitdeck login");
+    // The host names unitdeck answers to reach it through the entrypoint: a listed one
+    // works, a foreign one (DNS rebinding) gets 421.
+    for (host, status) in [("devbox.test:8035", 200), ("evil.example:8035", 421)] {
+        let res = client
+            .get(format!("{base}/healthz"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), status, "Host: {host}");
+    }
     assert_eq!(
         http_status(&client, "http://127.0.0.1:4035/").await,
         Some(200),
