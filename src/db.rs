@@ -4,10 +4,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
-use utoipa::ToSchema;
 
 use crate::auth::Scope;
 
@@ -29,8 +27,9 @@ fn now_unix() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct TokenInfo {
+/// A row of `tokens`, without its secret's hash.
+#[derive(Debug, Clone)]
+pub struct TokenRow {
     pub id: i64,
     pub name: String,
     pub scope: Scope,
@@ -38,18 +37,14 @@ pub struct TokenInfo {
     pub last_used_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct AuditRecord {
+/// A row of `audit`.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
     pub id: i64,
     pub time: String,
     pub actor: String,
     pub action: String,
     pub target: Option<String>,
-    /// `ok`, `done`, `queued`, `failed`, `refused`, `forbidden`, `not-found`, `error`,
-    /// `rate-limited`, `timeout`, `left-alone` (a unit file edited by hand, reported at
-    /// start), ... A unit action is written as `pending` before it runs
-    /// and given its outcome after; one a stopped or crashed unitdeck never saw finish
-    /// reads `interrupted`.
     pub result: String,
     pub detail: Option<String>,
 }
@@ -232,7 +227,7 @@ impl Db {
         scope: Scope,
         secret_hash: &str,
         actor: &str,
-    ) -> sqlx::Result<TokenInfo> {
+    ) -> sqlx::Result<TokenRow> {
         let created_at = now_rfc3339();
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
@@ -255,7 +250,7 @@ impl Db {
         };
         insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
-        Ok(TokenInfo {
+        Ok(TokenRow {
             id,
             name: name.to_string(),
             scope,
@@ -264,7 +259,7 @@ impl Db {
         })
     }
 
-    pub async fn list_tokens(&self) -> sqlx::Result<Vec<TokenInfo>> {
+    pub async fn list_tokens(&self) -> sqlx::Result<Vec<TokenRow>> {
         let rows =
             sqlx::query("SELECT id, name, scope, created_at, last_used_at FROM tokens ORDER BY id")
                 .fetch_all(&self.pool)
@@ -273,7 +268,7 @@ impl Db {
     }
 
     /// Finds a token by the hash of its secret and notes its use.
-    pub async fn find_token(&self, secret_hash: &str) -> sqlx::Result<Option<TokenInfo>> {
+    pub async fn find_token(&self, secret_hash: &str) -> sqlx::Result<Option<TokenRow>> {
         let row = sqlx::query(
             "UPDATE tokens SET last_used_at = ? WHERE secret_hash = ? \
              RETURNING id, name, scope, created_at, last_used_at",
@@ -287,7 +282,7 @@ impl Db {
 
     /// Deletes a token and writes its `token.revoke` audit row (by `actor`; result
     /// `not-found` when there was none) in one transaction.
-    pub async fn delete_token(&self, id: i64, actor: &str) -> sqlx::Result<Option<TokenInfo>> {
+    pub async fn delete_token(&self, id: i64, actor: &str) -> sqlx::Result<Option<TokenRow>> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "DELETE FROM tokens WHERE id = ? RETURNING id, name, scope, created_at, last_used_at",
@@ -387,11 +382,7 @@ impl Db {
     }
 
     /// Newest first, at most `limit`, only ids below `before` when given.
-    pub async fn audit_page(
-        &self,
-        limit: u32,
-        before: Option<i64>,
-    ) -> sqlx::Result<Vec<AuditRecord>> {
+    pub async fn audit_page(&self, limit: u32, before: Option<i64>) -> sqlx::Result<Vec<AuditRow>> {
         let rows = sqlx::query(
             "SELECT id, time, actor, action, target, result, detail FROM audit \
              WHERE id < ? ORDER BY id DESC LIMIT ?",
@@ -402,7 +393,7 @@ impl Db {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| AuditRecord {
+            .map(|r| AuditRow {
                 id: r.get("id"),
                 time: r.get("time"),
                 actor: r.get("actor"),
@@ -415,9 +406,9 @@ impl Db {
     }
 }
 
-fn token_from_row(r: &sqlx::sqlite::SqliteRow) -> TokenInfo {
+fn token_from_row(r: &sqlx::sqlite::SqliteRow) -> TokenRow {
     let scope: String = r.get("scope");
-    TokenInfo {
+    TokenRow {
         id: r.get("id"),
         name: r.get("name"),
         // The CHECK constraint keeps the column to the three known scopes.
@@ -430,7 +421,7 @@ fn token_from_row(r: &sqlx::sqlite::SqliteRow) -> TokenInfo {
 // --- unit files (created by unitdeck) ---------------------------------------------
 
 /// A unit file unitdeck created: the current state of `unit_files`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct UnitFileRow {
     /// The service file, e.g. `shop-api.service` (also for a job).
     pub name: String,
@@ -443,11 +434,10 @@ pub struct UnitFileRow {
 }
 
 /// One entry of a unit file's history (without its contents).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RevisionInfo {
+#[derive(Debug, Clone)]
+pub struct RevisionRow {
     pub revision: i64,
     pub created_at: String,
-    /// Who made it (`admin`, `token:NAME`).
     pub actor: String,
 }
 
@@ -494,7 +484,7 @@ impl Db {
     }
 
     /// The history of a unit file, newest first.
-    pub async fn unit_file_revisions(&self, name: &str) -> sqlx::Result<Vec<RevisionInfo>> {
+    pub async fn unit_file_revisions(&self, name: &str) -> sqlx::Result<Vec<RevisionRow>> {
         let rows = sqlx::query(
             "SELECT revision, created_at, actor FROM unit_file_revisions \
              WHERE name = ? ORDER BY revision DESC",
@@ -504,7 +494,7 @@ impl Db {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| RevisionInfo {
+            .map(|r| RevisionRow {
                 revision: r.get("revision"),
                 created_at: r.get("created_at"),
                 actor: r.get("actor"),

@@ -72,7 +72,7 @@ fn main() -> anyhow::Result<()> {
         } => runtime.block_on(async {
             let config = Config::resolve(serve)?;
             let state = unitdeck::db::Db::open(&config.database_path()).await?;
-            let token = unitdeck::access::issue_token(&state, "cli", &name, scope).await?;
+            let token = unitdeck::service::issue_token(&state, "cli", &name, scope).await?;
             println!("{}", token.token);
             eprintln!(
                 "token {} ({}, scope {}) created",

@@ -1,30 +1,39 @@
-//! What every handler can reach.
+//! What every handler can reach: the domain (`Services`) and what only HTTP needs.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use crate::auth::{HostAllowlist, LoginLimiter, PasswordVerifier};
-use crate::config::Config;
-use crate::db::Db;
-use crate::health::HealthChecks;
-use crate::ports::PortScanner;
-use crate::systemd::Systemd;
-use crate::systemd::journal::JournalHub;
+use axum::extract::FromRef;
+
+use crate::http::host::HostAllowlist;
+use crate::http::notice::Notices;
+use crate::service::Services;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: Db,
-    pub systemd: Systemd,
-    pub journal: Arc<JournalHub>,
-    pub password: PasswordVerifier,
-    pub login_limiter: Arc<LoginLimiter>,
+    pub services: Services,
     /// Which `Host` names requests may use (DNS rebinding).
     pub hosts: Arc<HostAllowlist>,
+    /// Messages for the page after a redirect (`http::notice`).
+    pub notices: Notices,
     /// SHA-256 of the TLS certificate, when unitdeck serves HTTPS.
     pub tls_fingerprint: Option<Arc<str>>,
-    pub health: HealthChecks,
-    /// Remembers socket holders between port scans (see `ports::PortScanner`).
-    pub port_scanner: Arc<Mutex<PortScanner>>,
-    /// Messages for the page after a redirect (`web::notice`).
-    pub notices: crate::web::Notices,
+}
+
+impl AppState {
+    /// `tls_fingerprint`: the certificate's, when unitdeck serves HTTPS (shown on /settings).
+    pub fn new(services: Services, tls_fingerprint: Option<String>) -> Self {
+        Self {
+            hosts: Arc::new(HostAllowlist::new(services.config().allowed_hosts.clone())),
+            services,
+            notices: Default::default(),
+            tls_fingerprint: tls_fingerprint.map(Arc::from),
+        }
+    }
+}
+
+/// Handlers that need only the domain take `State<Services>`.
+impl FromRef<AppState> for Services {
+    fn from_ref(state: &AppState) -> Self {
+        state.services.clone()
+    }
 }

@@ -96,7 +96,7 @@ fn self_signed(state_dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(&dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     let mut names = vec!["localhost".to_string()];
-    names.extend(crate::auth::host_names());
+    names.extend(crate::machine::host_names());
     let mut params = rcgen::CertificateParams::new(names)?;
     params
         .distinguished_name

@@ -7,12 +7,13 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, ClientIp, session_cookie};
-use crate::access::{NewToken, SESSION_TTL};
 use crate::auth::{Principal, Scope};
-use crate::db::{AuditRecord, TokenInfo};
-use crate::error::{AppError, AppResult, Problem};
-use crate::state::AppState;
+use crate::error::{AppError, AppResult};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ClientIp, session_cookie};
+use crate::http::problem::Problem;
+use crate::service::Services;
+use crate::service::{AuditRecord, Token};
+use crate::service::{NewToken, SESSION_TTL};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -34,13 +35,13 @@ pub struct Ok {
         (status = 429, description = "too many failures", body = Problem, headers(("retry-after" = u64, description = "seconds to wait")))
     ))]
 pub async fn create_session(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     ClientIp(client): ClientIp,
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> AppResult<impl IntoResponse> {
-    let previous = crate::auth::session_hash_of(&headers);
-    let session = state.login(body.password, client, previous).await?;
+    let previous = crate::http::gate::session_hash(&headers);
+    let session = services.login(body.password, client, previous).await?;
     let cookie = session_cookie(&headers, &session, SESSION_TTL.as_secs());
     Ok(([(header::SET_COOKIE, cookie)], Json(Ok { ok: true })))
 }
@@ -49,11 +50,11 @@ pub async fn create_session(
 #[utoipa::path(delete, path = "/api/v1/session", tag = "auth",
     responses((status = 204, description = "logged out (a token stays valid)")))]
 pub async fn delete_session(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     principal: Principal,
     headers: HeaderMap,
 ) -> AppResult<impl IntoResponse> {
-    state.logout(&principal).await?;
+    services.logout(&principal).await?;
     Ok((
         StatusCode::NO_CONTENT,
         [(header::SET_COOKIE, session_cookie(&headers, "", 0))],
@@ -64,11 +65,11 @@ pub async fn delete_session(
 #[utoipa::path(delete, path = "/api/v1/sessions", tag = "auth",
     responses((status = 204, description = "every session has ended")))]
 pub async fn delete_sessions(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     principal: Principal,
     headers: HeaderMap,
 ) -> AppResult<impl IntoResponse> {
-    state.logout_everywhere(&principal).await?;
+    services.logout_everywhere(&principal).await?;
     Ok((
         StatusCode::NO_CONTENT,
         [(header::SET_COOKIE, session_cookie(&headers, "", 0))],
@@ -96,11 +97,11 @@ pub struct TokenRequest {
         (status = 422, description = "an invalid name or scope", body = Problem)
     ))]
 pub async fn create_token(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     principal: Principal,
     ApiJson(body): ApiJson<TokenRequest>,
 ) -> AppResult<impl IntoResponse> {
-    let token = state
+    let token = services
         .create_token(&principal, &body.name, body.scope)
         .await?;
     Ok((StatusCode::CREATED, Json(token)))
@@ -108,9 +109,9 @@ pub async fn create_token(
 
 /// List API tokens (without secrets).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "auth",
-    responses((status = 200, description = "every token, newest first", body = Vec<TokenInfo>)))]
-pub async fn list_tokens(State(state): State<AppState>) -> AppResult<Json<Vec<TokenInfo>>> {
-    Ok(Json(state.db.list_tokens().await?))
+    responses((status = 200, description = "every token, newest first", body = Vec<Token>)))]
+pub async fn list_tokens(State(services): State<Services>) -> AppResult<Json<Vec<Token>>> {
+    Ok(Json(services.list_tokens().await?))
 }
 
 /// Revoke an API token.
@@ -121,11 +122,11 @@ pub async fn list_tokens(State(state): State<AppState>) -> AppResult<Json<Vec<To
         (status = 404, description = "no token with that id", body = Problem)
     ))]
 pub async fn delete_token(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     principal: Principal,
     ApiPath(id): ApiPath<i64>,
 ) -> AppResult<StatusCode> {
-    state.revoke_token(&principal, id).await?;
+    services.revoke_token(&principal, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -159,10 +160,10 @@ impl AuditQuery {
         (status = 400, description = "`limit` out of range, or a parameter that is not a number", body = Problem)
     ))]
 pub async fn audit(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> AppResult<Json<Vec<AuditRecord>>> {
     Ok(Json(
-        state.db.audit_page(query.limit()?, query.before).await?,
+        services.audit_log(query.limit()?, query.before).await?,
     ))
 }

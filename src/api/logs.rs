@@ -1,20 +1,19 @@
 //! Log routes: read, follow over SSE, download.
 
-use std::convert::Infallible;
-
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, header};
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 
-use super::KEEP_ALIVE;
-use super::extract::{ApiPath, ApiQuery};
 use super::params::UnitPath;
-use crate::error::{AppResult, Problem};
-use crate::logs::{LogQuery, UnitsParam, format_line};
-use crate::state::AppState;
+use crate::error::AppResult;
+use crate::http::extract::{ApiPath, ApiQuery};
+use crate::http::problem::Problem;
+use crate::http::sse::{last_event_id, sse_response};
+use crate::service::Services;
+use crate::service::logs::{LogQuery, UnitsParam, format_line};
 use crate::systemd::journal::{LogEntry, StreamItem};
 
 /// A unit's journal entries, oldest first.
@@ -27,11 +26,11 @@ use crate::systemd::journal::{LogEntry, StreamItem};
         (status = 503, description = "systemd is unreachable", body = Problem)
     ))]
 pub async fn logs(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     ApiPath(UnitPath { name }): ApiPath<UnitPath>,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> AppResult<Json<Vec<LogEntry>>> {
-    Ok(Json(state.read_logs(&[&name], &q, 200).await?))
+    Ok(Json(services.read_logs(&[&name], &q, 200).await?))
 }
 
 /// The journal entries of several units merged in time order, oldest first; each entry
@@ -45,35 +44,11 @@ pub async fn logs(
         (status = 503, description = "systemd is unreachable", body = Problem)
     ))]
 pub async fn merged_logs(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     ApiQuery(units): ApiQuery<UnitsParam>,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> AppResult<Json<Vec<LogEntry>>> {
-    Ok(Json(state.read_logs(&units.names()?, &q, 200).await?))
-}
-
-/// The SSE response for a log stream, shared by the API (JSON entries) and the
-/// unit page (rendered lines): `id:` is the journal cursor so a reconnect with
-/// `Last-Event-ID` resumes exactly; proxies are told not to buffer.
-pub fn sse_response<S>(stream: S) -> Response
-where
-    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
-{
-    let mut response = Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response();
-    response
-        .headers_mut()
-        .insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
-}
-
-/// The `Last-Event-ID` header; one that is not text still counts (and is refused as a
-/// cursor), rather than passing for no header.
-pub fn last_event_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("last-event-id")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    Ok(Json(services.read_logs(&units.names()?, &q, 200).await?))
 }
 
 /// Backlog (`lines`, default 100) then live entries as `event: entry`, `id: <cursor>`.
@@ -90,12 +65,12 @@ pub fn last_event_id(headers: &HeaderMap) -> Option<String> {
         (status = 503, description = "systemd is unreachable, or too many log streams with different filters are open", body = Problem)
     ))]
 pub async fn stream(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     ApiPath(UnitPath { name }): ApiPath<UnitPath>,
     ApiQuery(q): ApiQuery<LogQuery>,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    let items = state
+    let items = services
         .follow_logs(&[&name], &q, last_event_id(&headers))
         .await?;
     Ok(entry_events(items))
@@ -113,12 +88,12 @@ pub async fn stream(
         (status = 503, description = "systemd is unreachable, or too many log streams with different filters are open", body = Problem)
     ))]
 pub async fn merged_stream(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     ApiQuery(units): ApiQuery<UnitsParam>,
     ApiQuery(q): ApiQuery<LogQuery>,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    let items = state
+    let items = services
         .follow_logs(&units.names()?, &q, last_event_id(&headers))
         .await?;
     Ok(entry_events(items))
@@ -149,11 +124,11 @@ fn entry_events(items: impl Stream<Item = StreamItem> + Send + 'static) -> Respo
         (status = 503, description = "systemd is unreachable", body = Problem)
     ))]
 pub async fn download(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     ApiPath(UnitPath { name }): ApiPath<UnitPath>,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> AppResult<Response> {
-    let entries = state.read_logs(&[&name], &q, 1000).await?;
+    let entries = services.read_logs(&[&name], &q, 1000).await?;
     let mut text = String::new();
     for e in &entries {
         text.push_str(&format_line(e));

@@ -5,8 +5,7 @@ mod access;
 mod events;
 pub mod logs;
 mod params;
-pub use events::{KEEP_ALIVE, async_stream};
-pub mod extract;
+
 pub mod ports;
 mod problems;
 mod unit_files;
@@ -23,7 +22,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::Problem;
+use crate::http::problem::Problem;
+use crate::service::Services;
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -51,7 +51,7 @@ impl Modify for Security {
         components.add_security_scheme(
             "cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
-                crate::auth::SESSION_COOKIE,
+                crate::http::gate::SESSION_COOKIE,
             ))),
         );
     }
@@ -108,8 +108,8 @@ pub struct Healthz {
         (status = 200, description = "systemd answers", body = Healthz),
         (status = 503, description = "the system bus is unreachable", body = Healthz)
     ))]
-async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.systemd.system_state().await {
+async fn healthz(State(services): State<Services>) -> impl IntoResponse {
+    match services.system_state().await {
         Ok(systemd) => (
             StatusCode::OK,
             Json(Healthz {
@@ -127,7 +127,7 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
                 version: env!("CARGO_PKG_VERSION"),
                 detail: Some(format!(
                     "{e}; check that dbus is running and {} is reachable",
-                    state.config.bus_socket_path()
+                    services.config().bus_socket_path()
                 )),
             }),
         ),

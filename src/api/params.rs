@@ -6,7 +6,7 @@ use utoipa::IntoParams;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
 use utoipa::openapi::{Array, ArrayBuilder, Object, ObjectBuilder, Required, Type};
 
-use crate::logs::{MAX_UNITS, MAX_UNITS_LEN, UnitsParam};
+use crate::service::logs::{MAX_UNITS, MAX_UNITS_LEN, UnitsParam};
 use crate::systemd::UnitAction;
 use crate::systemd::names::{MAX_UNIT_NAME_LEN, unit_name_pattern};
 use crate::unitfile::{unit_file_name_pattern, validate::MAX_NAME_LEN};

@@ -8,12 +8,14 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::extract::{ApiJson, ApiPath};
 use super::params::UnitFilePath;
 use crate::auth::{Principal, Scope};
-use crate::error::{AppResult, Problem};
-use crate::state::AppState;
-use crate::unitfile::{Applied, Preview, UnitFileDetail, UnitFileInfo, UnitSpec};
+use crate::error::AppResult;
+use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::problem::Problem;
+use crate::service::Services;
+use crate::service::unit_files::{Applied, Preview, UnitFileDetail, UnitFileInfo};
+use crate::unitfile::UnitSpec;
 
 /// Render a spec and check it with `systemd-analyze verify` (and `calendar` for a job),
 /// without changing anything. A spec that breaks a rule is a 422; problems of this machine
@@ -26,10 +28,10 @@ use crate::unitfile::{Applied, Preview, UnitFileDetail, UnitFileInfo, UnitSpec};
         (status = 422, description = "one error per invalid field", body = Problem)
     ))]
 pub async fn preview(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     ApiJson(spec): ApiJson<UnitSpec>,
 ) -> AppResult<Json<Preview>> {
-    Ok(Json(state.preview_unit_file(&spec).await?))
+    Ok(Json(services.preview_unit_file(&spec).await?))
 }
 
 /// Create a unit file: written atomically, systemd reloaded, revision 1 recorded, then
@@ -44,19 +46,19 @@ pub async fn preview(
         (status = 503, description = "systemd is unreachable", body = Problem)
     ))]
 pub async fn create(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     principal: Principal,
     ApiJson(spec): ApiJson<UnitSpec>,
 ) -> AppResult<(StatusCode, Json<Applied>)> {
-    let applied = state.create_unit_file(&principal, spec).await?;
+    let applied = services.create_unit_file(&principal, spec).await?;
     Ok((StatusCode::CREATED, Json(applied)))
 }
 
 /// The unit files unitdeck created.
 #[utoipa::path(get, path = "/api/v1/unit-files", tag = "unit-files",
     responses((status = 200, description = "newest change first", body = Vec<UnitFileInfo>)))]
-pub async fn list(State(state): State<AppState>) -> AppResult<Json<Vec<UnitFileInfo>>> {
-    Ok(Json(state.list_unit_files().await?))
+pub async fn list(State(services): State<Services>) -> AppResult<Json<Vec<UnitFileInfo>>> {
+    Ok(Json(services.list_unit_files().await?))
 }
 
 /// One unit file: its current spec and files, and its revisions (newest first).
@@ -69,11 +71,11 @@ pub async fn list(State(state): State<AppState>) -> AppResult<Json<Vec<UnitFileI
         (status = 404, description = "unitdeck created no such unit file", body = Problem)
     ))]
 pub async fn get(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     principal: Principal,
     ApiPath(UnitFilePath { name }): ApiPath<UnitFilePath>,
 ) -> AppResult<Json<UnitFileDetail>> {
-    let detail = state.unit_file(&name).await?;
+    let detail = services.unit_file(&name).await?;
     // Environment values often are secrets: only admins see them.
     Ok(Json(if principal.scope >= Scope::Admin {
         detail
@@ -97,12 +99,14 @@ pub async fn get(
         (status = 503, description = "systemd is unreachable", body = Problem)
     ))]
 pub async fn update(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     principal: Principal,
     ApiPath(UnitFilePath { name }): ApiPath<UnitFilePath>,
     ApiJson(spec): ApiJson<UnitSpec>,
 ) -> AppResult<Json<Applied>> {
-    Ok(Json(state.update_unit_file(&principal, &name, spec).await?))
+    Ok(Json(
+        services.update_unit_file(&principal, &name, spec).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -125,13 +129,13 @@ pub struct RollbackRequest {
         (status = 503, description = "systemd is unreachable", body = Problem)
     ))]
 pub async fn rollback(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     principal: Principal,
     ApiPath(UnitFilePath { name }): ApiPath<UnitFilePath>,
     ApiJson(body): ApiJson<RollbackRequest>,
 ) -> AppResult<Json<Applied>> {
     Ok(Json(
-        state
+        services
             .rollback_unit_file(&principal, &name, body.revision)
             .await?,
     ))
@@ -149,10 +153,10 @@ pub async fn rollback(
         (status = 503, description = "systemd is unreachable", body = Problem)
     ))]
 pub async fn delete(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     principal: Principal,
     ApiPath(UnitFilePath { name }): ApiPath<UnitFilePath>,
 ) -> AppResult<StatusCode> {
-    state.delete_unit_file(&principal, &name).await?;
+    services.delete_unit_file(&principal, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,14 +6,15 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa::openapi::{Object, ObjectBuilder, Type};
 
-use super::extract::{ApiPath, ApiQuery};
 use super::params::{UnitActionPath, UnitPath};
 use crate::auth::Principal;
-use crate::error::{AppResult, Problem};
-use crate::state::AppState;
+use crate::error::AppResult;
+use crate::http::extract::{ApiPath, ApiQuery};
+use crate::http::problem::Problem;
+use crate::service::Services;
+use crate::service::unit_filter;
 use crate::systemd::names::UNIT_TYPES;
 use crate::systemd::{ActionOutcome, UnitDetail, UnitSummary};
-use crate::units::unit_filter;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -47,7 +48,7 @@ fn unit_type() -> Object {
         (status = 503, description = "systemd has not answered since unitdeck started", body = Problem)
     ))]
 pub async fn list_units(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     ApiQuery(query): ApiQuery<UnitsQuery>,
 ) -> AppResult<Json<Vec<UnitSummary>>> {
     let filter = unit_filter(
@@ -55,7 +56,7 @@ pub async fn list_units(
         query.state.as_deref(),
         query.q.as_deref(),
     )?;
-    Ok(Json(state.list_units(&filter)?))
+    Ok(Json(services.list_units(&filter)?))
 }
 
 /// One unit with its relationships, commands, ports and timer.
@@ -68,10 +69,10 @@ pub async fn list_units(
         (status = 503, description = "systemd is unreachable", body = Problem)
     ))]
 pub async fn get_unit(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     ApiPath(UnitPath { name }): ApiPath<UnitPath>,
 ) -> AppResult<Json<UnitDetail>> {
-    Ok(Json(state.unit_detail(&name).await?))
+    Ok(Json(services.unit_detail(&name).await?))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -92,13 +93,15 @@ pub struct ActionQuery {
         (status = 503, description = "systemd is unreachable", body = Problem)
     ))]
 pub async fn unit_action(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     principal: Principal,
     ApiPath(UnitActionPath { name, action }): ApiPath<UnitActionPath>,
     ApiQuery(query): ApiQuery<ActionQuery>,
 ) -> AppResult<Json<ActionOutcome>> {
     let wait = query.wait.unwrap_or(true);
     Ok(Json(
-        state.unit_action(&principal, &name, &action, wait).await?,
+        services
+            .unit_action(&principal, &name, &action, wait)
+            .await?,
     ))
 }

@@ -1,8 +1,7 @@
-//! Who is asking and what they may do: password login with server-side sessions,
-//! API tokens with scopes, the cross-site check and the login rate limit.
+//! Who is asking and what they may do: the login password, API token and session
+//! secrets, scopes, and the login brake. The gate that applies them to each request is
+//! `http::gate`.
 
-mod host;
-mod middleware;
 mod password;
 mod ratelimit;
 
@@ -14,11 +13,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-pub use host::{HostAllowlist, host_names};
-pub use middleware::{
-    SESSION_COOKIE, authenticate, cookie_value, is_cross_site, session_hash as session_hash_of,
-    urlencode,
-};
 pub use password::{Busy, PasswordVerifier, hash_password};
 pub use ratelimit::{Lane, LoginLimiter};
 

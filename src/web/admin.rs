@@ -9,11 +9,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::pages::{Chrome, with_toast};
-use super::{PageError, render};
-use crate::access::NewToken;
+use super::render;
 use crate::auth::{Principal, Scope};
-use crate::db::{AuditRecord, TokenInfo};
 use crate::error::AppError;
+use crate::http::problem::PageError;
+use crate::service::NewToken;
+use crate::service::{AuditRecord, Token};
 use crate::state::AppState;
 
 /// Audit records per page.
@@ -25,7 +26,7 @@ const AUDIT_PAGE: u32 = 50;
 #[template(path = "settings.html")]
 struct SettingsPage {
     chrome: Chrome,
-    tokens: Vec<TokenInfo>,
+    tokens: Vec<Token>,
     /// A token just created: its secret is shown this once.
     created: Option<NewToken>,
     /// The create form as typed (kept when it is re-shown with an error).
@@ -41,7 +42,7 @@ impl SettingsPage {
     async fn load(state: &AppState) -> Result<Self, PageError> {
         Ok(Self {
             chrome: Chrome::new("settings"),
-            tokens: state.db.list_tokens().await.map_err(AppError::from)?,
+            tokens: state.services.list_tokens().await?,
             created: None,
             name: String::new(),
             scope: Scope::Read.as_str().to_string(),
@@ -89,10 +90,14 @@ pub async fn create_token(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
         }
     };
-    match state.create_token(&principal, &form.name, scope).await {
+    match state
+        .services
+        .create_token(&principal, &form.name, scope)
+        .await
+    {
         Ok(token) => {
             let message = format!("Token {} created: copy it now", token.info.name);
-            page.tokens = state.db.list_tokens().await.map_err(AppError::from)?;
+            page.tokens = state.services.list_tokens().await?;
             page.created = Some(token);
             page.name.clear();
             Ok(with_toast(render(&page)?.into_response(), true, &message))
@@ -118,7 +123,7 @@ pub async fn revoke_token(
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
-    state.revoke_token(&principal, id).await?;
+    state.services.revoke_token(&principal, id).await?;
     if headers.contains_key("hx-request") {
         let page = SettingsPage::load(&state).await?;
         Ok(with_toast(
@@ -169,11 +174,7 @@ pub async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, PageError> {
     // One more than a page: tells whether an older page exists.
-    let mut records = state
-        .db
-        .audit_page(AUDIT_PAGE + 1, q.before)
-        .await
-        .map_err(AppError::from)?;
+    let mut records = state.services.audit_log(AUDIT_PAGE + 1, q.before).await?;
     let more = records.len() > AUDIT_PAGE as usize;
     records.truncate(AUDIT_PAGE as usize);
     let older = more.then(|| records.last().map(|r| r.id)).flatten();

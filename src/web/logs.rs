@@ -9,11 +9,12 @@ use axum::response::{Html, IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 
 use super::pages::Chrome;
-use super::{PageError, render};
-use crate::api::logs::{last_event_id, sse_response};
-use crate::auth::urlencode;
+use super::render;
 use crate::error::AppError;
-use crate::logs::{LogQuery, UnitsParam};
+use crate::http::problem::PageError;
+use crate::http::sse::{last_event_id, sse_response};
+use crate::http::urlencode;
+use crate::service::logs::{LogQuery, UnitsParam};
 use crate::state::AppState;
 use crate::systemd::journal::{LogEntry, StreamItem};
 use crate::systemd::watch::UnitFilter;
@@ -103,7 +104,7 @@ pub async fn log_view(
     Path(name): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Html<String>, PageError> {
-    state.log_filter(&[&name], &q).await?;
+    state.services.log_filter(&[&name], &q).await?;
     render(&LogView::new(&name, &q))
 }
 
@@ -116,6 +117,7 @@ pub async fn log_stream(
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let items = state
+        .services
         .follow_logs(&[&name], &q, last_event_id(&headers))
         .await?;
     Ok(line_events(items, false))
@@ -129,6 +131,7 @@ pub async fn merged_log_stream(
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let items = state
+        .services
         .follow_logs(&units.names()?, &q, last_event_id(&headers))
         .await?;
     Ok(line_events(items, true))
@@ -179,7 +182,7 @@ pub async fn logs_page(
         .filter(|(k, _)| k == "units")
         .map(|(_, v)| v)
         .collect();
-    let services = state.list_units(&UnitFilter {
+    let services = state.services.list_units(&UnitFilter {
         unit_type: Some("service".into()),
         ..Default::default()
     })?;
@@ -195,10 +198,13 @@ pub async fn logs_page(
     let view = if names.is_empty() {
         None
     } else {
-        state.log_filter(&names, &LogQuery::default()).await?;
+        state
+            .services
+            .log_filter(&names, &LogQuery::default())
+            .await?;
         let html = LogView::merged(&names, &LogQuery::default())
             .render()
-            .map_err(|e| PageError(AppError::internal(e)))?;
+            .map_err(|e| PageError::from(AppError::internal(e)))?;
         Some(html)
     };
     let mut choices: Vec<LogChoice> = services

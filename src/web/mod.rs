@@ -3,7 +3,6 @@
 mod admin;
 mod assets;
 mod logs;
-mod notice;
 mod pages;
 mod ports;
 mod unit_form;
@@ -11,15 +10,14 @@ mod view;
 
 use askama::Template;
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Html;
 use axum::routing::{get, post};
 
 use crate::error::AppError;
+use crate::http::problem::PageError;
 use crate::state::AppState;
 
 pub use assets::asset_url;
-pub use notice::Notices;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -57,42 +55,10 @@ pub fn router() -> Router<AppState> {
         .route("/ports", get(ports::ports_page))
 }
 
-/// An error shown as a page (HTML routes) rather than problem+json.
-pub struct PageError(pub AppError);
-
-impl From<AppError> for PageError {
-    fn from(err: AppError) -> Self {
-        Self(err)
-    }
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    status: u16,
-    title: &'a str,
-    detail: String,
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        let status = self.0.status();
-        let page = ErrorPage {
-            status: status.as_u16(),
-            title: status.canonical_reason().unwrap_or("Error"),
-            detail: self.0.to_string(),
-        };
-        match page.render() {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "error page failed").into_response(),
-        }
-    }
-}
-
 /// Renders a template or reports the (programming) error as a 500.
 pub fn render(template: &impl Template) -> Result<Html<String>, PageError> {
     template
         .render()
         .map(Html)
-        .map_err(|e| PageError(AppError::internal(format!("template: {e}"))))
+        .map_err(|e| PageError::from(AppError::internal(format!("template: {e}"))))
 }

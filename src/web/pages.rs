@@ -14,15 +14,16 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::view::{UnitView, dom_id};
-use super::{PageError, asset_url, render};
-use crate::access::SESSION_TTL;
-use crate::api::extract::{ClientIp, session_cookie};
+use super::{asset_url, render};
 use crate::auth::Principal;
 use crate::error::AppError;
+use crate::http::extract::{ClientIp, session_cookie};
+use crate::http::problem::{PageError, status_of};
+use crate::http::sse::{KEEP_ALIVE, async_stream};
+use crate::service::{SESSION_TTL, unit_filter};
 use crate::state::AppState;
 use crate::systemd::{UnitDetail, UnitEvent, UnitSummary};
 use crate::unitfile::shell::shell_quote_argv;
-use crate::units::unit_filter;
 
 /// What every page's frame needs: asset URLs and which nav item is current.
 pub struct Chrome {
@@ -123,14 +124,14 @@ pub async fn login_submit(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     let next = safe_next(form.next.as_deref());
-    let previous = crate::auth::session_hash_of(&headers);
-    match state.login(form.password, client, previous).await {
+    let previous = crate::http::gate::session_hash(&headers);
+    match state.services.login(form.password, client, previous).await {
         Ok(session) => {
             let cookie = session_cookie(&headers, &session, SESSION_TTL.as_secs());
             Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
         }
         Err(err @ (AppError::Unauthorized | AppError::TooManyRequests { .. })) => {
-            let status = err.status();
+            let status = status_of(&err);
             let message = match &err {
                 AppError::Unauthorized => "Wrong password.".to_string(),
                 other => format!("{other}."),
@@ -157,7 +158,7 @@ pub async fn logout(
     principal: Principal,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    state.logout(&principal).await?;
+    state.services.logout(&principal).await?;
     Ok((
         [(header::SET_COOKIE, session_cookie(&headers, "", 0))],
         Redirect::to("/login"),
@@ -171,7 +172,7 @@ pub async fn logout_everywhere(
     principal: Principal,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    state.logout_everywhere(&principal).await?;
+    state.services.logout_everywhere(&principal).await?;
     Ok((
         [(header::SET_COOKIE, session_cookie(&headers, "", 0))],
         Redirect::to("/login"),
@@ -228,7 +229,7 @@ struct Counts {
 fn listed(state: &AppState, q: &ListQuery) -> Result<(Vec<UnitSummary>, String), AppError> {
     let unit_type = q.unit_type.clone().unwrap_or_else(|| "service".into());
     let filter = unit_filter(Some(&unit_type), None, None)?;
-    Ok((state.list_units(&filter)?, unit_type))
+    Ok((state.services.list_units(&filter)?, unit_type))
 }
 
 pub async fn dashboard(
@@ -252,7 +253,7 @@ pub async fn dashboard(
         chrome: Chrome::new("services"),
         units: units
             .iter()
-            .map(|u| UnitView::of(&state.systemd, u))
+            .map(|u| UnitView::of(&state.services, u))
             .collect(),
         unit_type,
         state: q.state.unwrap_or_default(),
@@ -271,7 +272,7 @@ pub async fn unit_rows(
     render(&UnitRows {
         units: units
             .iter()
-            .map(|u| UnitView::of(&state.systemd, u))
+            .map(|u| UnitView::of(&state.services, u))
             .collect(),
     })
 }
@@ -298,11 +299,11 @@ pub async fn unit_page(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let d = state.unit_detail(&name).await?;
+    let d = state.services.unit_detail(&name).await?;
     let link = |names: &[String]| {
         names
             .iter()
-            .map(|n| (n.clone(), format!("/units/{}", crate::auth::urlencode(n))))
+            .map(|n| (n.clone(), format!("/units/{}", crate::http::urlencode(n))))
             .collect::<Vec<_>>()
     };
     let relations = vec![
@@ -315,15 +316,15 @@ pub async fn unit_page(
     ];
     let log_view = super::logs::LogView::new(&d.summary.name, &Default::default())
         .render()
-        .map_err(|e| PageError(AppError::internal(e)))?;
+        .map_err(|e| PageError::from(AppError::internal(e)))?;
     let resources = resources(&state, &d.summary)
         .render()
-        .map_err(|e| PageError(AppError::internal(e)))?;
+        .map_err(|e| PageError::from(AppError::internal(e)))?;
     let notice = state.notices.take(&headers);
     let page = render(&UnitPage {
         chrome: Chrome::new("services"),
         resources,
-        u: UnitView::of(&state.systemd, &d.summary),
+        u: UnitView::of(&state.services, &d.summary),
         log_view,
         exec_lines: d
             .exec_start
@@ -346,10 +347,9 @@ pub async fn unit_row(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Html<String>, PageError> {
-    let name = crate::units::checked_unit_name(&name)?;
-    let summary = state.systemd.find(name).await.map_err(AppError::from)?;
+    let summary = state.services.unit_summary(&name).await?;
     render(&UnitRow {
-        u: UnitView::of(&state.systemd, &summary),
+        u: UnitView::of(&state.services, &summary),
     })
 }
 
@@ -404,7 +404,11 @@ pub async fn unit_action(
     principal: Principal,
     Path((name, action)): Path<(String, String)>,
 ) -> Response {
-    match state.unit_action(&principal, &name, &action, true).await {
+    match state
+        .services
+        .unit_action(&principal, &name, &action, true)
+        .await
+    {
         Ok(outcome) => {
             let result = outcome.job.result.map(|r| r.as_str()).unwrap_or("queued");
             // "queued": the job was not waited for (unitdeck restarting itself).
@@ -419,7 +423,7 @@ pub async fn unit_action(
             // The row, plus the log box out of band: the failed run's last lines, or
             // emptied after a success so an old failure does not linger.
             let row = UnitRow {
-                u: UnitView::of(&state.systemd, &outcome.unit),
+                u: UnitView::of(&state.services, &outcome.unit),
             };
             let mut log = ActionLog {
                 show: !ok,
@@ -430,14 +434,18 @@ pub async fn unit_action(
                 error: None,
             };
             if !ok {
-                match state.last_run_log(&row.u.name, ACTION_LOG_LINES).await {
+                match state
+                    .services
+                    .last_run_log(&row.u.name, ACTION_LOG_LINES)
+                    .await
+                {
                     Ok(entries) => log.lines = entries.iter().map(ActionLogLine::new).collect(),
                     Err(e) => log.error = Some(e.to_string()),
                 }
             }
             match (row.render(), log.render()) {
                 (Ok(row), Ok(log)) => with_toast(Html(row + &log).into_response(), ok, &message),
-                (Err(e), _) | (_, Err(e)) => PageError(AppError::internal(e)).into_response(),
+                (Err(e), _) | (_, Err(e)) => PageError::from(AppError::internal(e)).into_response(),
             }
         }
         Err(err) => {
@@ -474,9 +482,9 @@ pub async fn row_events(
     let only = q.unit.clone();
     // What each row last looked like on this page (a digest of the HTML sent).
     let mut sent: HashMap<String, u64> = HashMap::new();
-    let mut rx = state.systemd.subscribe();
-    let systemd = state.systemd.clone();
-    let stream = crate::api::async_stream(move |tx| async move {
+    let mut rx = state.services.subscribe_units();
+    let services = state.services.clone();
+    let stream = async_stream(move |tx| async move {
         loop {
             let event = match rx.recv().await {
                 Ok(UnitEvent::Changed(summary)) => {
@@ -491,7 +499,7 @@ pub async fn row_events(
                         format!("u:{}", summary.name)
                     };
                     let Ok(html) = (UnitRow {
-                        u: UnitView::of(&systemd, &summary),
+                        u: UnitView::of(&services, &summary),
                     })
                     .render() else {
                         continue;
@@ -530,7 +538,7 @@ pub async fn row_events(
             }
         }
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(crate::api::KEEP_ALIVE)))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
 /// Sends the `changed` event that comes before a row event; false once the page left.
@@ -602,7 +610,7 @@ struct Resources {
 }
 
 fn resources(state: &AppState, summary: &UnitSummary) -> Resources {
-    let samples = state.systemd.samples(&summary.name);
+    let samples = state.services.unit_samples(&summary.name);
     let (memory, cpu) = super::view::resource_series(&samples);
     let minutes = match (samples.first(), samples.last()) {
         (Some(a), Some(b)) => ((b.at_ms - a.at_ms) / 60_000).max(1),
@@ -629,8 +637,6 @@ pub async fn unit_resources(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Html<String>, PageError> {
-    let name = crate::units::checked_unit_name(&name)?;
-    let summary = state.systemd.find(name).await.map_err(AppError::from)?;
-    state.systemd.note_interest();
+    let summary = state.services.unit_summary(&name).await?;
     render(&resources(&state, &summary))
 }

@@ -6,10 +6,11 @@ use axum::http::HeaderMap;
 use axum::response::Html;
 
 use super::pages::Chrome;
-use super::{PageError, render};
-use crate::api::ports::request_host;
-use crate::health::HealthCheckInfo;
+use super::render;
+use crate::http::problem::PageError;
+use crate::http::request_host;
 use crate::ports::PortInfo;
+use crate::service::health::HealthCheckInfo;
 use crate::state::AppState;
 
 /// A port as a tile: `mismatch` when something is wrong, else its state.
@@ -30,7 +31,7 @@ impl PortTile {
             .unit
             .as_deref()
             .filter(|u| u.ends_with(".service"))
-            .map(|u| format!("/units/{}", crate::auth::urlencode(u)));
+            .map(|u| format!("/units/{}", crate::http::urlencode(u)));
         Self {
             p,
             tile_state,
@@ -51,17 +52,18 @@ pub async fn ports_page(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Html<String>, PageError> {
-    let ports = state.port_map(&request_host(&headers)).await?;
+    let ports = state.services.port_map(&request_host(&headers)).await?;
     render(&PortsPage {
         chrome: Chrome::new("ports"),
         tiles: ports.into_iter().map(PortTile::new).collect(),
-        checks: state.health.list(),
+        checks: state.services.health_checks(),
     })
 }
 
 /// The watched ports only, for the dashboard.
 pub async fn watched_tiles(state: &AppState, headers: &HeaderMap) -> Vec<PortTile> {
     state
+        .services
         .port_map(&request_host(headers))
         .await
         .unwrap_or_default()

@@ -15,13 +15,16 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::pages::Chrome;
-use super::{PageError, render};
-use crate::auth::{Principal, Scope, urlencode};
+use super::render;
+use crate::auth::{Principal, Scope};
 use crate::error::{AppError, FieldError};
+use crate::http::problem::{PageError, status_of};
+use crate::http::urlencode;
+use crate::service::unit_files::{Applied, Preview};
 use crate::state::AppState;
 use crate::unitfile::diff::{DiffLine, diff_lines};
 use crate::unitfile::shell::{shell_quote_argv, split_command_line};
-use crate::unitfile::{Applied, HealthSpec, Preview, RestartPolicy, UnitKind, UnitSpec};
+use crate::unitfile::{HealthSpec, RestartPolicy, UnitKind, UnitSpec};
 
 /// Revisions shown (with their diffs) on the edit page.
 const HISTORY: usize = 20;
@@ -492,7 +495,7 @@ async fn preview_pane(state: &AppState, f: &FormValues, oob: bool) -> PreviewPan
     let argv = f.argv();
     let (preview, errors) = match f.to_spec() {
         Err(errors) => (None, Errors::from_fields(&errors)),
-        Ok(spec) => match state.preview_unit_file(&spec).await {
+        Ok(spec) => match state.services.preview_unit_file(&spec).await {
             Ok(p) => {
                 let errors = Errors::from_fields(&p.verify.errors);
                 (Some(p), errors)
@@ -533,13 +536,13 @@ async fn page(
     errors: Option<Errors>,
     viewer: Viewer,
 ) -> Result<FormPage, PageError> {
-    let choices = state.unit_form_choices().await?;
+    let choices = state.services.unit_form_choices().await?;
     let pane = preview_pane(state, &f, false).await;
     // Errors from a submit win over the preview's (they are the same checks plus 409s).
     let errors = errors.unwrap_or_else(|| pane.errors.clone());
     let mut revisions = Vec::new();
     if let Some(name) = &editing {
-        let (mut detail, mut history) = state.unit_file_history(name, HISTORY).await?;
+        let (mut detail, mut history) = state.services.unit_file_history(name, HISTORY).await?;
         if viewer == Viewer::BelowAdmin {
             detail = detail.redacted();
             history = history.into_iter().map(|rev| rev.redacted()).collect();
@@ -574,7 +577,7 @@ async fn page(
         errors,
         pane_html: pane
             .render()
-            .map_err(|e| PageError(AppError::internal(e)))?,
+            .map_err(|e| PageError::from(AppError::internal(e)))?,
         free_ports: choices.free_ports,
         units: choices.units,
         revisions,
@@ -677,7 +680,7 @@ pub async fn edit_page(
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let viewer = Viewer::of(&principal);
-    let mut detail = state.unit_file(&name).await?;
+    let mut detail = state.services.unit_file(&name).await?;
     if viewer == Viewer::BelowAdmin {
         detail = detail.redacted();
     }
@@ -707,7 +710,7 @@ pub async fn edit_submit(
     Path(name): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let detail = state.unit_file(&name).await?;
+    let detail = state.services.unit_file(&name).await?;
     let (f, intent) = FormValues::parse(pairs);
     submit(&state, &principal, &headers, Some(detail.name), f, intent).await
 }
@@ -735,8 +738,8 @@ async fn submit(
         }
     };
     let result = match &editing {
-        None => state.create_unit_file(principal, spec).await,
-        Some(name) => state.update_unit_file(principal, name, spec).await,
+        None => state.services.create_unit_file(principal, spec).await,
+        Some(name) => state.services.update_unit_file(principal, name, spec).await,
     };
     match result {
         Ok(applied) => {
@@ -748,7 +751,7 @@ async fn submit(
             Ok(redirect_telling(state, &to, headers, &applied))
         }
         Err(err) => {
-            let status = err.status();
+            let status = status_of(&err);
             let errors = match &err {
                 AppError::Validation(errors) => Errors::from_fields(errors),
                 AppError::Conflict(message) => {
@@ -784,8 +787,9 @@ pub async fn rollback(
         .iter()
         .find(|(k, _)| k == "revision")
         .and_then(|(_, v)| v.parse::<i64>().ok())
-        .ok_or_else(|| PageError(AppError::BadRequest("which revision?".into())))?;
+        .ok_or_else(|| PageError::from(AppError::BadRequest("which revision?".into())))?;
     let applied = state
+        .services
         .rollback_unit_file(&principal, &name, revision)
         .await?;
     let to = format!("/units/{}/edit", urlencode(&applied.name));
@@ -818,7 +822,7 @@ pub async fn delete(
     principal: Principal,
     Path(name): Path<String>,
 ) -> Result<Response, PageError> {
-    state.delete_unit_file(&principal, &name).await?;
+    state.services.delete_unit_file(&principal, &name).await?;
     Ok(Redirect::to("/").into_response())
 }
 

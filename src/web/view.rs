@@ -1,5 +1,6 @@
 //! Display forms of domain values for the templates.
 
+use crate::service::Services;
 use crate::systemd::names::takes_the_system_down;
 use crate::systemd::watch::Sample;
 use crate::systemd::{Health, UnitSummary};
@@ -37,8 +38,8 @@ pub struct ActionButton {
 
 impl UnitView {
     /// The view with its memory sparkline from the cache's samples.
-    pub fn of(systemd: &crate::systemd::Systemd, u: &UnitSummary) -> Self {
-        let (memory, _) = resource_series(&systemd.samples(&u.name));
+    pub fn of(services: &Services, u: &UnitSummary) -> Self {
+        let (memory, _) = resource_series(&services.unit_samples(&u.name));
         Self {
             memory_spark: sparkline(&memory, &format!("memory of {}", u.name)),
             ..Self::new(u)
@@ -49,7 +50,7 @@ impl UnitView {
         let state = u.active_state.clone().unwrap_or_else(|| "unknown".into());
         Self {
             dom_id: dom_id(&u.name),
-            href: format!("/units/{}", crate::auth::urlencode(&u.name)),
+            href: format!("/units/{}", crate::http::urlencode(&u.name)),
             name: u.name.clone(),
             description: u.description.clone().unwrap_or_default(),
             sub_state: u.sub_state.clone().unwrap_or_default(),

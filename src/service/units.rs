@@ -5,11 +5,11 @@ use std::time::Duration;
 use crate::auth::Principal;
 use crate::db::AuditEntry;
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
+use crate::service::Services;
 use crate::systemd::journal::{self, LogEntry, LogFilter};
 use crate::systemd::names::{UNIT_TYPES, is_valid_unit_name};
-use crate::systemd::watch::UnitFilter;
-use crate::systemd::{ActionOutcome, SystemdError, UnitAction, UnitDetail, UnitSummary};
+use crate::systemd::watch::{Sample, UnitFilter};
+use crate::systemd::{ActionOutcome, SystemdError, UnitAction, UnitDetail, UnitEvent, UnitSummary};
 
 /// A unit name from a URL, refused with 400 before it can reach D-Bus.
 pub fn checked_unit_name(name: &str) -> AppResult<&str> {
@@ -46,10 +46,36 @@ pub fn unit_filter(
     })
 }
 
-impl AppState {
+impl Services {
     pub fn list_units(&self, filter: &UnitFilter) -> AppResult<Vec<UnitSummary>> {
         self.require_bus_seen()?;
         Ok(self.systemd.list(filter))
+    }
+
+    /// Every unit in the cache (the events stream's snapshot: empty while systemd has
+    /// not answered yet).
+    pub fn all_units(&self) -> Vec<UnitSummary> {
+        self.systemd.list(&UnitFilter::default())
+    }
+
+    /// Unit changes as they happen (and `Resync` when the cache was rebuilt); also keeps
+    /// memory and CPU figures fresh while someone watches.
+    pub fn subscribe_units(&self) -> tokio::sync::broadcast::Receiver<UnitEvent> {
+        self.systemd.subscribe()
+    }
+
+    /// One unit's summary: from the cache, or loaded from systemd (a unit not loaded).
+    /// Someone is looking: its memory and CPU figures are kept fresh for a while.
+    pub async fn unit_summary(&self, name: &str) -> AppResult<UnitSummary> {
+        let name = checked_unit_name(name)?;
+        let summary = self.systemd.find(name).await?;
+        self.systemd.note_interest();
+        Ok(summary)
+    }
+
+    /// The unit's recent memory and CPU readings, oldest first (for the sparklines).
+    pub fn unit_samples(&self, name: &str) -> Vec<Sample> {
+        self.systemd.samples(name)
     }
 
     /// An empty cache because the bus never answered is an outage, not "no units".
@@ -163,7 +189,7 @@ impl AppState {
         wait: bool,
     ) -> AppResult<Result<ActionOutcome, SystemdError>> {
         let name = name.to_string();
-        crate::task::to_completion(self, principal, async move |state, principal| {
+        self.to_completion(principal, async move |state, principal| {
             let record = state
                 .db
                 .audit(AuditEntry {

@@ -1,14 +1,19 @@
 //! The one gate every request passes: resolve the credential, refuse cross-site
-//! state changes made with the cookie, enforce the scope of the route.
+//! state changes made with the cookie, enforce the scope of the route. Who a token or a
+//! session stands for is the domain's answer (`Services::token_principal`,
+//! `session_principal`).
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::{Credential, Principal, Scope, secret_hash};
+use super::problem::error_for;
+use super::urlencode;
+use crate::auth::{Principal, Scope, secret_hash};
 use crate::db::AuditEntry;
 use crate::error::AppError;
+use crate::service::Services;
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "unitdeck_session";
@@ -85,46 +90,19 @@ pub fn session_hash(headers: &HeaderMap) -> Option<String> {
     cookie_value(headers, SESSION_COOKIE).map(secret_hash)
 }
 
-async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, AppError> {
+async fn resolve(services: &Services, headers: &HeaderMap) -> Result<Option<Principal>, AppError> {
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let token = auth
             .to_str()
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(AppError::Unauthorized)?;
-        let info = state
-            .db
-            .find_token(&secret_hash(token.trim()))
-            .await?
-            .ok_or(AppError::Unauthorized)?;
-        return Ok(Some(Principal {
-            // The id as well: names need not be unique, and a revoked name can come back.
-            actor: format!("token:{} ({})", info.id, info.name),
-            scope: info.scope,
-            credential: Credential::Token(info.id),
-        }));
+        return services.token_principal(token.trim()).await.map(Some);
     }
-    if let Some(hash) = session_hash(headers) {
-        // Sessions opened under a password that has changed since are ended there first.
-        state
-            .password
-            .ready()
-            .await
-            .map_err(|e| AppError::Internal(format!("cannot settle the login password: {e}")))?;
-        if !state
-            .db
-            .session_is_valid(&hash, state.config.session_idle)
-            .await?
-        {
-            return Ok(None);
-        }
-        return Ok(Some(Principal {
-            actor: "admin".to_string(),
-            scope: Scope::Admin,
-            credential: Credential::Session(hash),
-        }));
+    match session_hash(headers) {
+        Some(hash) => services.session_principal(&hash).await,
+        None => Ok(None),
     }
-    Ok(None)
 }
 
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -133,7 +111,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let is_api = path.starts_with("/api/");
     let public = is_public(&method, &path);
 
-    let principal = match resolve(&state, req.headers()).await {
+    let principal = match resolve(&state.services, req.headers()).await {
         Ok(p) => p,
         // A bad token is refused even on public routes: the caller meant to authenticate.
         Err(e) => return e.into_response(),
@@ -141,14 +119,12 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let via_cookie = principal.as_ref().is_none_or(Principal::is_session);
     if is_state_changing(&method) && via_cookie && is_cross_site(req.headers()) {
         let err = AppError::Forbidden("cross-site request refused".into());
-        if let Err(e) = audit_refusal(&state, principal.as_ref(), &method, &path, &err).await {
+        if let Err(e) =
+            audit_refusal(&state.services, principal.as_ref(), &method, &path, &err).await
+        {
             return e.into_response();
         }
-        return if is_api {
-            err.into_response()
-        } else {
-            crate::web::PageError(err).into_response()
-        };
+        return error_for(&path, err);
     }
     match principal {
         Some(principal) => {
@@ -158,7 +134,8 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                     "this token's scope is {}; this request needs {needed}",
                     principal.scope
                 ));
-                if let Err(e) = audit_refusal(&state, Some(&principal), &method, &path, &err).await
+                if let Err(e) =
+                    audit_refusal(&state.services, Some(&principal), &method, &path, &err).await
                 {
                     return e.into_response();
                 }
@@ -191,7 +168,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
 /// cookie sent cross-site) before the 403 goes out. Anonymous refusals are not
 /// recorded: anyone could fill the log with them.
 async fn audit_refusal(
-    state: &AppState,
+    services: &Services,
     principal: Option<&Principal>,
     method: &Method,
     path: &str,
@@ -204,7 +181,7 @@ async fn audit_refusal(
         return Ok(());
     }
     let (action, target) = refused_action(method, path);
-    state
+    services
         .audit(AuditEntry {
             actor: &principal.actor,
             action: &action,
@@ -224,18 +201,6 @@ fn refused_action(method: &Method, path: &str) -> (String, Option<String>) {
         }
         _ => (format!("{method} {path}"), None),
     }
-}
-
-/// Percent-encodes everything but unreserved characters.
-pub fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -11,9 +11,13 @@
 //!
 //! Every change is recorded in the unit directory before step 2 (`.NAME.unitdeck-change`,
 //! removed after step 3): a crash between 2 and 3 leaves files that no revision
-//! describes, and [`super::restore::reconcile_on_start`] settles them at the next start
+//! describes, and [`restore::reconcile_on_start`] settles them at the next start
 //! (the change was never confirmed: the database's revision goes back, or the files of a
 //! create go).
+
+mod restore;
+
+pub use restore::{FileState, reconcile_on_start};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,22 +25,65 @@ use std::path::PathBuf;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::install::{self, Installed, OnDisk, VerifyReport};
-use super::render::{redact_environment, render};
-use super::restore::{FileState, file_states};
-use super::spec::{UnitKind, UnitSpec};
-use super::validate::{is_well_formed_name, validate};
+use restore::file_states;
+
 use crate::auth::Principal;
-use crate::db::{AuditEntry, Db, NewRevision};
+use crate::db::{AuditEntry, Db, NewRevision, RevisionRow, UnitFileRow};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::state::AppState;
+use crate::service::Services;
 use crate::systemd::manager::JobInfo;
 use crate::systemd::names::is_valid_unit_name;
 use crate::systemd::watch::is_at_rest;
-use crate::systemd::{Systemd, SystemdError, UnitAction, UnitSummary};
-use crate::task::to_completion;
+use crate::systemd::{SystemdError, UnitAction, UnitSummary};
+use crate::unitfile::base_name;
+use crate::unitfile::install::{self, Installed, OnDisk, VerifyReport};
+use crate::unitfile::render::{redact_environment, render};
+use crate::unitfile::spec::{UnitKind, UnitSpec};
+use crate::unitfile::validate::{is_well_formed_name, validate};
 
-pub use crate::db::{RevisionInfo, UnitFileRow as UnitFileInfo};
+/// A unit file unitdeck created (`GET /api/v1/unit-files`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UnitFileInfo {
+    /// The service file, e.g. `shop-api.service` (also for a job).
+    pub name: String,
+    /// `service` or `job`.
+    pub kind: String,
+    /// The revision currently installed.
+    pub revision: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<UnitFileRow> for UnitFileInfo {
+    fn from(row: UnitFileRow) -> Self {
+        Self {
+            name: row.name,
+            kind: row.kind,
+            revision: row.revision,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// One entry of a unit file's history (without its contents).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RevisionInfo {
+    pub revision: i64,
+    pub created_at: String,
+    /// Who made it (`admin`, `token:ID (NAME)`, `unitdeck`).
+    pub actor: String,
+}
+
+impl From<RevisionRow> for RevisionInfo {
+    fn from(row: RevisionRow) -> Self {
+        Self {
+            revision: row.revision,
+            created_at: row.created_at,
+            actor: row.actor,
+        }
+    }
+}
 
 /// One change at a time: the ownership checks, the files and the revision number must
 /// not interleave between two requests.
@@ -146,43 +193,13 @@ struct Prepared {
 
 /// The current revision of a unit file.
 struct Current {
-    row: UnitFileInfo,
+    row: UnitFileRow,
     spec: UnitSpec,
     files: BTreeMap<String, String>,
 }
 
-/// What [`base_name`] accepts, as a regular expression for the OpenAPI document.
-pub fn unit_file_name_pattern() -> String {
-    format!(
-        r"^[A-Za-z0-9:_][A-Za-z0-9:_.\-]{{0,{}}}(\.service|\.timer)?$",
-        super::validate::MAX_NAME_LEN - 1
-    )
-}
-
-/// The base name from a route parameter: `shop-api`, `shop-api.service` or
-/// `shop-api.timer` all name the unit file `shop-api`. 400 for anything that cannot be one.
-pub fn base_name(raw: &str) -> AppResult<String> {
-    let base = raw
-        .strip_suffix(".service")
-        .or_else(|| raw.strip_suffix(".timer"))
-        .unwrap_or(raw);
-    let ok = !base.is_empty()
-        && base.len() <= super::validate::MAX_NAME_LEN
-        && !base.starts_with(['.', '-'])
-        && base
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-'));
-    if ok {
-        Ok(base.to_string())
-    } else {
-        Err(AppError::BadRequest(format!(
-            "{raw:?} is not a unit file name (expected e.g. shop-api or shop-api.service)"
-        )))
-    }
-}
-
 /// Every unit name of the unit files in the database (`X.service`, and `X.timer` for jobs).
-async fn managed_names(db: &Db) -> sqlx::Result<Vec<String>> {
+pub(super) async fn managed_names(db: &Db) -> sqlx::Result<Vec<String>> {
     Ok(db
         .list_unit_files()
         .await?
@@ -201,12 +218,6 @@ async fn managed_names(db: &Db) -> sqlx::Result<Vec<String>> {
         .collect())
 }
 
-/// Marks the units unitdeck created as managed in the cache (at start and after a change).
-pub async fn load_managed(db: &Db, systemd: &Systemd) -> anyhow::Result<()> {
-    systemd.set_managed(managed_names(db).await?);
-    Ok(())
-}
-
 /// What a change stopped and disabled before touching the files, to put back if it fails.
 #[derive(Default)]
 struct Paused {
@@ -221,7 +232,7 @@ fn is_running(summary: &UnitSummary) -> bool {
     )
 }
 
-impl AppState {
+impl Services {
     fn unit_dir(&self) -> PathBuf {
         self.config.unit_dir.clone()
     }
@@ -229,12 +240,24 @@ impl AppState {
     // --- reading ---------------------------------------------------------------------
 
     pub async fn list_unit_files(&self) -> AppResult<Vec<UnitFileInfo>> {
-        Ok(self.db.list_unit_files().await?)
+        Ok(self
+            .db
+            .list_unit_files()
+            .await?
+            .into_iter()
+            .map(UnitFileInfo::from)
+            .collect())
     }
 
     pub async fn unit_file(&self, raw: &str) -> AppResult<UnitFileDetail> {
         let current = self.current(raw).await?;
-        let revisions = self.db.unit_file_revisions(&current.row.name).await?;
+        let revisions = self
+            .db
+            .unit_file_revisions(&current.row.name)
+            .await?
+            .into_iter()
+            .map(RevisionInfo::from)
+            .collect();
         let (dir, files) = (self.unit_dir(), current.files.clone());
         let on_disk = tokio::task::spawn_blocking(move || file_states(&dir, &files))
             .await
@@ -575,7 +598,7 @@ impl AppState {
         principal: &Principal,
         spec: UnitSpec,
     ) -> AppResult<Applied> {
-        to_completion(self, principal, async move |state, principal| {
+        self.to_completion(principal, async move |state, principal| {
             state.create_now(&principal, spec).await
         })
         .await
@@ -589,7 +612,7 @@ impl AppState {
         spec: UnitSpec,
     ) -> AppResult<Applied> {
         let raw = raw.to_string();
-        to_completion(self, principal, async move |state, principal| {
+        self.to_completion(principal, async move |state, principal| {
             let _guard = CHANGES.lock().await;
             state
                 .change(&principal, "unitfile.update", &raw, spec, String::new())
@@ -606,7 +629,7 @@ impl AppState {
         revision: i64,
     ) -> AppResult<Applied> {
         let raw = raw.to_string();
-        to_completion(self, principal, async move |state, principal| {
+        self.to_completion(principal, async move |state, principal| {
             state.rollback_now(&principal, &raw, revision).await
         })
         .await
@@ -617,7 +640,7 @@ impl AppState {
     /// holds the last spec.
     pub async fn delete_unit_file(&self, principal: &Principal, raw: &str) -> AppResult<()> {
         let raw = raw.to_string();
-        to_completion(self, principal, async move |state, principal| {
+        self.to_completion(principal, async move |state, principal| {
             state.delete_now(&principal, &raw).await
         })
         .await
@@ -888,12 +911,6 @@ impl AppState {
 
     async fn reload(&self) -> AppResult<()> {
         Ok(self.systemd.bus()?.reload().await?)
-    }
-
-    async fn refresh_managed(&self) {
-        if let Err(e) = load_managed(&self.db, &self.systemd).await {
-            tracing::error!(error = %e, "cannot read the managed unit names");
-        }
     }
 
     /// Writes and removes files in the unit directory (atomically, see `install_files`).
@@ -1211,63 +1228,6 @@ impl AppState {
             job,
             warnings,
             verify: prepared.verify,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Names no route accepts.
-    const BAD_NAMES: [&str; 9] = [
-        "",
-        ".service",
-        "../x",
-        "a/b",
-        "a b",
-        ".hidden",
-        "-x",
-        "a@b.service",
-        "a\nb",
-    ];
-
-    #[test]
-    fn route_names_resolve_to_the_base_name() {
-        assert_eq!(base_name("shop-api").unwrap(), "shop-api");
-        assert_eq!(base_name("shop-api.service").unwrap(), "shop-api");
-        assert_eq!(base_name("nightly.timer").unwrap(), "nightly");
-        assert_eq!(base_name("my.app").unwrap(), "my.app");
-        assert_eq!(base_name("dbus.socket").unwrap(), "dbus.socket");
-        for bad in BAD_NAMES {
-            assert!(
-                matches!(base_name(bad), Err(AppError::BadRequest(_))),
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_pattern_agrees_with_base_name() {
-        let pattern = regex::Regex::new(&unit_file_name_pattern()).unwrap();
-        let long = "x".repeat(super::super::validate::MAX_NAME_LEN);
-        for raw in [
-            "shop-api",
-            "shop-api.service",
-            "nightly.timer",
-            "my.app",
-            "dbus.socket",
-            "a.timer.service",
-            "9",
-            long.as_str(),
-            &format!("{long}.service"),
-            &format!("{long}x"),
-            &format!("{long}x.timer"),
-        ]
-        .into_iter()
-        .chain(BAD_NAMES)
-        {
-            assert_eq!(pattern.is_match(raw), base_name(raw).is_ok(), "{raw:?}");
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use utoipa::ToSchema;
 
 use crate::auth::{Credential, Principal, Scope};
-use crate::state::AppState;
+use crate::service::Services;
 use crate::systemd::Health;
 use crate::unitfile::spec::{HealthSpec, HealthTarget, LoopbackUrl};
 
@@ -107,7 +107,7 @@ impl HealthChecks {
 }
 
 /// Runs the scheduler for the life of the process.
-pub fn spawn(state: AppState) {
+pub fn spawn(state: Services) {
     tokio::spawn(async move {
         let mut last_refresh: Option<Instant> = None;
         loop {
@@ -129,7 +129,7 @@ pub fn spawn(state: AppState) {
 }
 
 /// Starts the probes that are due, each in its own task.
-fn run_due(state: &AppState) {
+fn run_due(state: &Services) {
     let now = Instant::now();
     let mut checks = state.health.checks.lock().unwrap();
     for (unit, check) in checks.iter_mut() {
@@ -157,7 +157,7 @@ fn run_due(state: &AppState) {
 }
 
 /// Not running (or still starting): nothing to probe, nothing to judge.
-fn idle(state: &AppState, unit: &str) {
+fn idle(state: &Services, unit: &str) {
     if let Some(check) = state.health.checks.lock().unwrap().get_mut(unit) {
         check.running = false;
         check.info.status = Health::Unknown;
@@ -172,7 +172,7 @@ fn interval(spec: &HealthSpec) -> Duration {
 }
 
 /// Records a probe result; restarts the unit when it crossed the failure threshold.
-async fn finish(state: &AppState, unit: &str, result: Result<(), String>) {
+async fn finish(state: &Services, unit: &str, result: Result<(), String>) {
     let restart = {
         let mut checks = state.health.checks.lock().unwrap();
         let Some(check) = checks.get_mut(unit) else {
@@ -297,7 +297,12 @@ async fn http_get(url: &LoopbackUrl) -> Result<(), String> {
     }
 }
 
-impl AppState {
+impl Services {
+    /// Every health check and its last result.
+    pub fn health_checks(&self) -> Vec<HealthCheckInfo> {
+        self.health.list()
+    }
+
     /// Managed units that have a health check, with its spec.
     pub async fn health_specs(&self) -> crate::error::AppResult<Vec<(String, HealthSpec)>> {
         Ok(self

@@ -6,10 +6,10 @@ use futures_util::Stream;
 use serde::{Deserialize, Deserializer};
 use utoipa::IntoParams;
 
+use super::units::checked_unit_name;
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
+use crate::service::Services;
 use crate::systemd::journal::{self, LogEntry, LogFilter, StreamItem, validate_cursor};
-use crate::units::checked_unit_name;
 
 /// The most entries one read returns.
 pub const MAX_LINES: usize = 10_000;
@@ -126,7 +126,7 @@ where
     }
 }
 
-impl AppState {
+impl Services {
     /// A validated filter for existing units (404 for unknown units, 400 for bad filters).
     pub async fn log_filter(&self, names: &[&str], q: &LogQuery) -> AppResult<LogFilter> {
         let mut units = Vec::with_capacity(names.len());

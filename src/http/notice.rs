@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 
-use crate::api::extract::cookie;
+use super::extract::cookie;
+use super::gate::cookie_value;
 
 const NOTICE_COOKIE: &str = "unitdeck_notice";
 /// Long enough for the redirect to be followed.
@@ -44,7 +45,7 @@ impl Notices {
     /// The notice the request points at, taken (shown once), and the header that clears
     /// the cookie.
     pub fn take(&self, request: &HeaderMap) -> Option<(String, HeaderValue)> {
-        let id = crate::auth::cookie_value(request, NOTICE_COOKIE)?;
+        let id = cookie_value(request, NOTICE_COOKIE)?;
         let (text, at) = self.0.lock().unwrap().remove(id)?;
         let clear = HeaderValue::from_str(&cookie(request, NOTICE_COOKIE, "", 0)).ok()?;
         (at.elapsed() < NOTICE_TTL).then_some((text, clear))

@@ -23,14 +23,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::install::{self, Interrupted, OnDisk};
-use super::ops::CHANGES;
-use super::spec::UnitSpec;
+use super::CHANGES;
 use crate::auth::{Credential, Principal, Scope};
 use crate::db::AuditEntry;
-use crate::state::AppState;
+use crate::service::Services;
 use crate::systemd::UnitAction;
 use crate::systemd::watch::is_at_rest;
+use crate::unitfile::install::{self, Interrupted, OnDisk};
+use crate::unitfile::spec::UnitSpec;
 
 const ACTOR: &str = "unitdeck";
 
@@ -84,7 +84,7 @@ struct Restored {
 /// Settles interrupted changes, writes missing files again and reports modified ones;
 /// then (in the background, once the bus is up) reloads systemd and brings the restored
 /// units back to the state unitdeck last knew.
-pub async fn reconcile_on_start(state: &AppState) -> anyhow::Result<()> {
+pub async fn reconcile_on_start(state: &Services) -> anyhow::Result<()> {
     let guard = CHANGES.lock().await;
     let dir = state.config.unit_dir.clone();
     match blocking(&dir, install::remove_stale_temps).await {
@@ -241,7 +241,7 @@ fn forget(intent: Option<Interrupted>) {
 
 /// Logs and audits a file that differs from its revision, once per distinct content.
 async fn report_modified(
-    state: &AppState,
+    state: &Services,
     unit: &str,
     revision: i64,
     file: &str,
@@ -283,7 +283,7 @@ async fn report_modified(
 
 /// Once the bus is up: reloads systemd, then enables and starts each restored unit as
 /// unitdeck last knew it, and records the outcome on its `unitfile.restore` record.
-async fn bring_back(state: &AppState, restored: Vec<Restored>) {
+async fn bring_back(state: &Services, restored: Vec<Restored>) {
     let mut bus = None;
     for _ in 0..600 {
         if let Ok(b) = state.systemd.bus() {
@@ -328,7 +328,7 @@ async fn bring_back(state: &AppState, restored: Vec<Restored>) {
 /// disable was an enable; started if it is enabled (a boot would have started it) or
 /// its last start, restart or stop was not a stop.
 async fn resume(
-    state: &AppState,
+    state: &Services,
     principal: &Principal,
     unit: &Restored,
 ) -> Result<String, String> {

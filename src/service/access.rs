@@ -1,5 +1,6 @@
-//! Logging in and out, and API tokens: the domain calls behind the session and
-//! token routes and pages. Every change is audited before the answer goes out.
+//! Who is calling, logging in and out, API tokens and the audit log: the domain calls
+//! behind the auth gate, the session and token routes and pages. Every change is audited
+//! before the answer goes out.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -8,26 +9,122 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::{Busy, Credential, Principal, Scope, new_secret, secret_hash};
-use crate::db::{AuditEntry, Db, TokenInfo};
+use crate::db::{AuditEntry, AuditRow, Db, TokenRow};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::state::AppState;
+use crate::service::Services;
 
 pub const SESSION_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
 const MAX_TOKEN_NAME: usize = 100;
+
+/// An API token as listed: never its secret.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Token {
+    pub id: i64,
+    pub name: String,
+    pub scope: Scope,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+impl From<TokenRow> for Token {
+    fn from(row: TokenRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            scope: row.scope,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+        }
+    }
+}
+
+/// One record of the audit log.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub time: String,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    /// `ok`, `done`, `queued`, `failed`, `refused`, `forbidden`, `not-found`, `error`,
+    /// `rate-limited`, `timeout`, ... A unit action is written as `pending` before it runs
+    /// and given its outcome after; one a stopped or crashed unitdeck never saw finish
+    /// reads `interrupted`.
+    pub result: String,
+    pub detail: Option<String>,
+}
+
+impl From<AuditRow> for AuditRecord {
+    fn from(row: AuditRow) -> Self {
+        Self {
+            id: row.id,
+            time: row.time,
+            actor: row.actor,
+            action: row.action,
+            target: row.target,
+            result: row.result,
+            detail: row.detail,
+        }
+    }
+}
 
 /// A token as shown once, at creation.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NewToken {
     #[serde(flatten)]
-    pub info: TokenInfo,
+    pub info: Token,
     /// The secret: shown only here; only its hash is stored.
     pub token: String,
 }
 
-impl AppState {
+impl Services {
     pub async fn audit(&self, entry: AuditEntry<'_>) -> AppResult<()> {
         self.db.audit(entry).await?;
         Ok(())
+    }
+
+    /// The audit log, newest first: at most `limit` records, with ids below `before`.
+    pub async fn audit_log(&self, limit: u32, before: Option<i64>) -> AppResult<Vec<AuditRecord>> {
+        Ok(self
+            .db
+            .audit_page(limit, before)
+            .await?
+            .into_iter()
+            .map(AuditRecord::from)
+            .collect())
+    }
+
+    /// Who a bearer token stands for; an unknown or revoked one is `Unauthorized`.
+    pub async fn token_principal(&self, secret: &str) -> AppResult<Principal> {
+        let token = self
+            .db
+            .find_token(&secret_hash(secret))
+            .await?
+            .ok_or(AppError::Unauthorized)?;
+        Ok(Principal {
+            // The id as well: names need not be unique, and a revoked name can come back.
+            actor: format!("token:{} ({})", token.id, token.name),
+            scope: token.scope,
+            credential: Credential::Token(token.id),
+        })
+    }
+
+    /// Who a session cookie stands for (its id's hash), or None: unknown, expired, or idle
+    /// too long. Sessions opened under a password that has changed since are ended first.
+    pub async fn session_principal(&self, session_hash: &str) -> AppResult<Option<Principal>> {
+        self.password
+            .ready()
+            .await
+            .map_err(|e| AppError::Internal(format!("cannot settle the login password: {e}")))?;
+        let valid = self
+            .db
+            .session_is_valid(session_hash, self.config.session_idle)
+            .await?;
+        Ok(valid.then(|| Principal {
+            actor: "admin".to_string(),
+            scope: Scope::Admin,
+            credential: Credential::Session(session_hash.to_string()),
+        }))
     }
 
     /// Checks the password and opens a new session; returns the cookie value.
@@ -123,6 +220,16 @@ impl AppState {
         Ok(self.db.end_all_sessions(&audit, None).await?)
     }
 
+    pub async fn list_tokens(&self) -> AppResult<Vec<Token>> {
+        Ok(self
+            .db
+            .list_tokens()
+            .await?
+            .into_iter()
+            .map(Token::from)
+            .collect())
+    }
+
     pub async fn create_token(
         &self,
         principal: &Principal,
@@ -158,6 +265,7 @@ pub async fn issue_token(db: &Db, actor: &str, name: &str, scope: Scope) -> AppR
     // The token and its audit row are written together.
     let info = db
         .create_token(name, scope, &secret_hash(&token), actor)
-        .await?;
+        .await?
+        .into();
     Ok(NewToken { info, token })
 }

@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 
+use super::problem::ApiError;
 use crate::auth::Principal;
 use crate::error::{AppError, FieldError};
 
@@ -18,7 +19,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
-    type Rejection = AppError;
+    type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let json_content = req
@@ -29,12 +30,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         if !json_content {
             return Err(AppError::BadRequest(
                 "expected a JSON body with Content-Type: application/json".into(),
-            ));
+            )
+            .into());
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|_| AppError::PayloadTooLarge(MAX_BODY))?;
-        parse_json(&bytes).map(ApiJson)
+            .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY))?;
+        Ok(parse_json(&bytes).map(ApiJson)?)
     }
 }
 
@@ -98,23 +100,23 @@ fn integral_floats_as_integers(value: &mut serde_json::Value) {
 
 /// Path parameters; a value of the wrong type is a 400 problem.
 #[derive(axum::extract::FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(AppError))]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
 
 /// Query parameters; a malformed one is a 400 problem naming it.
 #[derive(axum::extract::FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(AppError))]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
 
-impl From<axum::extract::rejection::PathRejection> for AppError {
+impl From<axum::extract::rejection::PathRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
-        AppError::BadRequest(rejection.body_text())
+        AppError::BadRequest(rejection.body_text()).into()
     }
 }
 
-impl From<axum::extract::rejection::QueryRejection> for AppError {
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
-        AppError::BadRequest(rejection.body_text())
+        AppError::BadRequest(rejection.body_text()).into()
     }
 }
 
@@ -150,7 +152,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 
 /// `Set-Cookie` for a session; Secure when a TLS proxy says the page is https.
 pub fn session_cookie(headers: &HeaderMap, value: &str, max_age_secs: u64) -> String {
-    cookie(headers, crate::auth::SESSION_COOKIE, value, max_age_secs)
+    cookie(headers, super::gate::SESSION_COOKIE, value, max_age_secs)
 }
 
 /// A cookie only this site's own requests carry back (HttpOnly, SameSite=Strict), Secure
