@@ -11,8 +11,7 @@ use crate::auth::Principal;
 use crate::error::AppResult;
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::problem::Problem;
-use crate::service::Services;
-use crate::service::unit_filter;
+use crate::service::{Services, unit_action_named, unit_filter};
 use crate::systemd::names::UNIT_TYPES;
 use crate::systemd::{ActionOutcome, UnitDetail, UnitSummary};
 
@@ -101,7 +100,7 @@ pub async fn unit_action(
     let wait = query.wait.unwrap_or(true);
     Ok(Json(
         services
-            .unit_action(&principal, &name, &action, wait)
+            .unit_action(&principal, &name, unit_action_named(&action)?, wait)
             .await?,
     ))
 }

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Credential, Principal, Scope};
 use crate::service::Services;
-use crate::systemd::Health;
+use crate::systemd::{Health, UnitAction};
 use crate::unitfile::spec::{HealthSpec, HealthTarget, LoopbackUrl};
 
 /// At most this many health restarts of one unit within `RESTART_WINDOW`.
@@ -229,7 +229,10 @@ async fn finish(state: &Services, unit: &str, result: Result<(), String>) {
             credential: Credential::Internal,
         };
         tracing::warn!(unit, "unhealthy: restarting it through systemd");
-        if let Err(e) = state.unit_action(&principal, unit, "restart", true).await {
+        if let Err(e) = state
+            .unit_action(&principal, unit, UnitAction::Restart, true)
+            .await
+        {
             tracing::error!(unit, error = %e, "health restart failed");
         }
     }

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 pub use access::{AuditRecord, NewToken, SESSION_TTL, Token, issue_token};
 pub use logs::{LogQuery, UnitsParam};
-pub use units::{checked_unit_name, unit_filter};
+pub use units::{checked_unit_name, unit_action_named, unit_filter};
 
 use crate::auth::{LoginLimiter, PasswordVerifier, Principal};
 use crate::config::Config;

@@ -8,8 +8,14 @@ use crate::error::{AppError, AppResult};
 use crate::service::Services;
 use crate::systemd::journal::{self, LogEntry, LogFilter};
 use crate::systemd::names::{UNIT_TYPES, is_valid_unit_name};
-use crate::systemd::watch::{Sample, UnitFilter};
 use crate::systemd::{ActionOutcome, SystemdError, UnitAction, UnitDetail, UnitEvent, UnitSummary};
+use crate::systemd::{Sample, UnitFilter};
+
+/// An action named in a URL; an unknown one is a 404 (the route names no resource).
+pub fn unit_action_named(action: &str) -> AppResult<UnitAction> {
+    UnitAction::parse(action)
+        .ok_or_else(|| AppError::NotFound(format!("unknown action {action:?}")))
+}
 
 /// A unit name from a URL, refused with 400 before it can reach D-Bus.
 pub fn checked_unit_name(name: &str) -> AppResult<&str> {
@@ -167,11 +173,9 @@ impl Services {
         &self,
         principal: &Principal,
         name: &str,
-        action: &str,
+        action: UnitAction,
         wait: bool,
     ) -> AppResult<ActionOutcome> {
-        let action = UnitAction::parse(action)
-            .ok_or_else(|| AppError::NotFound(format!("unknown action {action:?}")))?;
         let name = checked_unit_name(name)?;
         Ok(self.audited_action(principal, name, action, wait).await??)
     }

@@ -64,12 +64,16 @@ struct Visit {
 }
 
 impl Systemd {
-    /// Loads `name` as systemd would for an action: unknown (not-found) is `NoSuchUnit`.
+    /// Loads `name` as systemd would for an action. Unknown is `NoSuchUnit`: no unit file
+    /// and nothing running or failed under that name (a unit whose file went keeps its
+    /// state until it stops or is reset).
     pub async fn resolve(&self, name: &str) -> Result<Resolved, SystemdError> {
         let bus = self.bus()?;
         let path = bus.load_unit(name).await?;
         let visit = read_unit(&bus, path.as_str(), name).await?;
-        if string_of(&visit.props, "LoadState").as_deref() == Some("not-found") {
+        if string_of(&visit.props, "LoadState").as_deref() == Some("not-found")
+            && string_of(&visit.props, "ActiveState").as_deref() == Some("inactive")
+        {
             return Err(SystemdError::NoSuchUnit(name.to_string()));
         }
         Ok(Resolved {

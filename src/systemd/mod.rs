@@ -4,19 +4,22 @@
 //! - `watch`: the signal-driven unit cache that requests read.
 //! - `journal`: the journalctl followers behind the log streams.
 
+mod actions;
+mod cache;
 mod guard;
 pub mod journal;
-pub mod manager;
+mod manager;
 pub mod names;
 mod props;
-pub mod watch;
+mod stats;
+mod watcher;
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use cache::{Sample, Systemd, UnitEvent, UnitFilter, is_at_rest};
 pub use guard::Resolved;
-pub use manager::{ActionOutcome, JobResult, UnitAction};
-pub use watch::{Systemd, UnitEvent};
+pub use manager::{ActionOutcome, JOB_WAIT, JobInfo, JobResult, UnitAction};
 
 /// Health of a managed unit as the probes see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]

@@ -16,8 +16,8 @@ use crate::http::sse::{last_event_id, sse_response};
 use crate::http::urlencode;
 use crate::service::logs::{LogQuery, UnitsParam};
 use crate::state::AppState;
+use crate::systemd::UnitFilter;
 use crate::systemd::journal::{LogEntry, StreamItem};
-use crate::systemd::watch::UnitFilter;
 
 /// The `.log` box, connected to a stream with the current filters.
 #[derive(Template)]

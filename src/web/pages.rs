@@ -20,7 +20,7 @@ use crate::error::AppError;
 use crate::http::extract::{ClientIp, session_cookie};
 use crate::http::problem::{PageError, status_of};
 use crate::http::sse::{KEEP_ALIVE, async_stream};
-use crate::service::{SESSION_TTL, unit_filter};
+use crate::service::{SESSION_TTL, unit_action_named, unit_filter};
 use crate::state::AppState;
 use crate::systemd::{UnitDetail, UnitEvent, UnitSummary};
 use crate::unitfile::shell::shell_quote_argv;
@@ -404,11 +404,16 @@ pub async fn unit_action(
     principal: Principal,
     Path((name, action)): Path<(String, String)>,
 ) -> Response {
-    match state
-        .services
-        .unit_action(&principal, &name, &action, true)
-        .await
-    {
+    let outcome = match unit_action_named(&action) {
+        Ok(action) => {
+            state
+                .services
+                .unit_action(&principal, &name, action, true)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match outcome {
         Ok(outcome) => {
             let result = outcome.job.result.map(|r| r.as_str()).unwrap_or("queued");
             // "queued": the job was not waited for (unitdeck restarting itself).

@@ -1,8 +1,8 @@
 //! Display forms of domain values for the templates.
 
 use crate::service::Services;
+use crate::systemd::Sample;
 use crate::systemd::names::takes_the_system_down;
-use crate::systemd::watch::Sample;
 use crate::systemd::{Health, UnitSummary};
 
 /// A unit as a dashboard row / card shows it.

@@ -31,9 +31,9 @@ use crate::auth::Principal;
 use crate::db::{AuditEntry, Db, NewRevision, RevisionRow, UnitFileRow};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::service::Services;
-use crate::systemd::manager::JobInfo;
+use crate::systemd::JobInfo;
+use crate::systemd::is_at_rest;
 use crate::systemd::names::is_valid_unit_name;
-use crate::systemd::watch::is_at_rest;
 use crate::systemd::{SystemdError, UnitAction, UnitSummary};
 use crate::unitfile::base_name;
 use crate::unitfile::install::{self, Installed, OnDisk, VerifyReport};
@@ -322,7 +322,7 @@ impl Services {
             .collect();
         let units = self
             .systemd
-            .list(&crate::systemd::watch::UnitFilter::default())
+            .list(&crate::systemd::UnitFilter::default())
             .into_iter()
             .map(|u| u.name)
             .collect();
@@ -887,17 +887,8 @@ impl Services {
                 drop(installed);
                 self.refresh_managed().await;
                 // Forget a failed state so the unit disappears from the lists.
-                if let Ok(bus) = self.systemd.bus() {
-                    for name in current.files.keys() {
-                        let _ = bus
-                            .run_action(
-                                name,
-                                UnitAction::ResetFailed,
-                                false,
-                                self.systemd.job_results(),
-                            )
-                            .await;
-                    }
+                for name in current.files.keys() {
+                    let _ = self.act(principal, name, UnitAction::ResetFailed).await;
                 }
                 return Ok(());
             }
@@ -910,7 +901,7 @@ impl Services {
     }
 
     async fn reload(&self) -> AppResult<()> {
-        Ok(self.systemd.bus()?.reload().await?)
+        Ok(self.systemd.daemon_reload().await?)
     }
 
     /// Writes and removes files in the unit directory (atomically, see `install_files`).

@@ -28,7 +28,7 @@ use crate::auth::{Credential, Principal, Scope};
 use crate::db::AuditEntry;
 use crate::service::Services;
 use crate::systemd::UnitAction;
-use crate::systemd::watch::is_at_rest;
+use crate::systemd::is_at_rest;
 use crate::unitfile::install::{self, Interrupted, OnDisk};
 use crate::unitfile::spec::UnitSpec;
 
@@ -284,17 +284,14 @@ async fn report_modified(
 /// Once the bus is up: reloads systemd, then enables and starts each restored unit as
 /// unitdeck last knew it, and records the outcome on its `unitfile.restore` record.
 async fn bring_back(state: &Services, restored: Vec<Restored>) {
-    let mut bus = None;
-    for _ in 0..600 {
-        if let Ok(b) = state.systemd.bus() {
-            bus = Some(b);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let reloaded = match bus {
-        Some(bus) => bus.reload().await.map_err(|e| e.to_string()),
-        None => Err("the system bus did not come up within 60 s".to_string()),
+    let reloaded = if state.systemd.wait_connected(Duration::from_secs(60)).await {
+        state
+            .systemd
+            .daemon_reload()
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        Err("the system bus did not come up within 60 s".to_string())
     };
     if let Err(e) = &reloaded {
         tracing::error!(error = %e, "reload after restoring unit files failed");
