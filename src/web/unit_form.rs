@@ -20,6 +20,7 @@ use crate::auth::{Principal, Scope};
 use crate::error::{AppError, FieldError};
 use crate::http::problem::{PageError, status_of};
 use crate::http::urlencode;
+use crate::service::Services;
 use crate::service::unit_files::{Applied, Preview};
 use crate::state::AppState;
 use crate::unitfile::diff::{DiffLine, diff_lines};
@@ -529,6 +530,29 @@ impl Viewer {
     }
 }
 
+/// What the form offers to pick from.
+struct FormChoices {
+    /// Watched ports nobody listens on and no unit-file spec names.
+    free_ports: Vec<u16>,
+    /// Every unit systemd knows, for the dependency lists.
+    units: Vec<String>,
+}
+
+impl FormChoices {
+    async fn load(services: &Services) -> Self {
+        let free_ports = services
+            .port_map("localhost")
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.watched && p.state == "free" && p.expected_unit.is_none())
+            .map(|p| p.port)
+            .collect();
+        let units = services.all_units().into_iter().map(|u| u.name).collect();
+        Self { free_ports, units }
+    }
+}
+
 async fn page(
     state: &AppState,
     editing: Option<String>,
@@ -536,7 +560,7 @@ async fn page(
     errors: Option<Errors>,
     viewer: Viewer,
 ) -> Result<FormPage, PageError> {
-    let choices = state.services.unit_form_choices().await?;
+    let choices = FormChoices::load(&state.services).await;
     let pane = preview_pane(state, &f, false).await;
     // Errors from a submit win over the preview's (they are the same checks plus 409s).
     let errors = errors.unwrap_or_else(|| pane.errors.clone());
