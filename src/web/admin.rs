@@ -2,6 +2,7 @@
 //! thin: the token calls are the same domain functions the JSON API uses.
 
 use askama::Template;
+use askama_web::WebTemplate;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -9,7 +10,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::pages::{Chrome, with_toast};
-use super::render;
 use crate::auth::{Principal, Scope};
 use crate::error::AppError;
 use crate::http::problem::PageError;
@@ -22,7 +22,7 @@ const AUDIT_PAGE: u32 = 50;
 
 // --- settings: API tokens ---------------------------------------------------------
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "settings.html")]
 struct SettingsPage {
     chrome: Chrome,
@@ -62,7 +62,7 @@ impl SettingsPage {
 }
 
 pub async fn settings(State(state): State<AppState>) -> Result<Response, PageError> {
-    Ok(render(&SettingsPage::load(&state).await?)?.into_response())
+    Ok(SettingsPage::load(&state).await?.into_response())
 }
 
 #[derive(Deserialize)]
@@ -87,7 +87,7 @@ pub async fn create_token(
         Ok(scope) => scope,
         Err(message) => {
             page.scope_error = Some(message);
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
     match state
@@ -100,7 +100,7 @@ pub async fn create_token(
             page.tokens = state.services.list_tokens().await?;
             page.created = Some(token);
             page.name.clear();
-            Ok(with_toast(render(&page)?.into_response(), true, &message))
+            Ok(with_toast(page.into_response(), true, &message))
         }
         Err(AppError::Validation(errors)) => {
             for e in errors {
@@ -109,7 +109,7 @@ pub async fn create_token(
                     _ => page.name_error = Some(e.message),
                 }
             }
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
         Err(other) => Err(other.into()),
     }
@@ -126,11 +126,7 @@ pub async fn revoke_token(
     state.services.revoke_token(&principal, id).await?;
     if headers.contains_key("hx-request") {
         let page = SettingsPage::load(&state).await?;
-        Ok(with_toast(
-            render(&page)?.into_response(),
-            true,
-            "Token revoked",
-        ))
+        Ok(with_toast(page.into_response(), true, "Token revoked"))
     } else {
         Ok(Redirect::to("/settings").into_response())
     }
@@ -138,7 +134,7 @@ pub async fn revoke_token(
 
 // --- audit ------------------------------------------------------------------------
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "audit.html")]
 struct AuditPage {
     chrome: Chrome,
@@ -178,7 +174,7 @@ pub async fn audit(
     let more = records.len() > AUDIT_PAGE as usize;
     records.truncate(AUDIT_PAGE as usize);
     let older = more.then(|| records.last().map(|r| r.id)).flatten();
-    Ok(render(&AuditPage {
+    Ok(AuditPage {
         chrome: Chrome::new("audit"),
         records: records
             .into_iter()
@@ -189,7 +185,7 @@ pub async fn audit(
             .collect(),
         older,
         paged: q.before.is_some(),
-    })?
+    }
     .into_response())
 }
 

@@ -2,14 +2,14 @@
 //! HTML-escaped lines over SSE) and the logs page, the same for several units merged.
 
 use askama::Template;
+use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::Event;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 
 use super::pages::Chrome;
-use super::render;
 use crate::error::AppError;
 use crate::http::problem::PageError;
 use crate::http::sse::{last_event_id, sse_response};
@@ -20,7 +20,7 @@ use crate::systemd::UnitFilter;
 use crate::systemd::journal::{LogEntry, StreamItem};
 
 /// The `.log` box, connected to a stream with the current filters.
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "log_view.html")]
 pub struct LogView {
     pub stream_url: String,
@@ -69,7 +69,7 @@ fn filter_query(q: &LogQuery) -> String {
     params.join("&")
 }
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "log_line.html")]
 struct LogLine<'a> {
     e: &'a LogEntry,
@@ -103,9 +103,9 @@ pub async fn log_view(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<LogQuery>,
-) -> Result<Html<String>, PageError> {
+) -> Result<impl IntoResponse, PageError> {
     state.services.log_filter(&[&name], &q).await?;
-    render(&LogView::new(&name, &q))
+    Ok(LogView::new(&name, &q))
 }
 
 /// Rendered lines: `event: entry` with one `.log-line`, `id:` the cursor, so the
@@ -162,7 +162,7 @@ pub struct LogChoice {
     pub checked: bool,
 }
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "logs.html")]
 struct LogsPage {
     chrome: Chrome,
@@ -176,7 +176,7 @@ struct LogsPage {
 pub async fn logs_page(
     State(state): State<AppState>,
     Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Html<String>, PageError> {
+) -> Result<impl IntoResponse, PageError> {
     let chosen: Vec<String> = pairs
         .into_iter()
         .filter(|(k, _)| k == "units")
@@ -221,7 +221,7 @@ pub async fn logs_page(
         })
         .collect();
     choices.sort_by(|a, b| b.managed.cmp(&a.managed).then_with(|| a.name.cmp(&b.name)));
-    render(&LogsPage {
+    Ok(LogsPage {
         chrome: Chrome::new("logs"),
         choices,
         view,

@@ -8,13 +8,9 @@ mod ports;
 mod unit_form;
 mod view;
 
-use askama::Template;
 use axum::Router;
-use axum::response::Html;
 use axum::routing::{get, post};
 
-use crate::error::AppError;
-use crate::http::problem::PageError;
 use crate::state::AppState;
 
 pub use assets::asset_url;
@@ -53,12 +49,4 @@ pub fn router() -> Router<AppState> {
         .route("/static/{*path}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))
         .route("/ports", get(ports::ports_page))
-}
-
-/// Renders a template or reports the (programming) error as a 500.
-pub fn render(template: &impl Template) -> Result<Html<String>, PageError> {
-    template
-        .render()
-        .map(Html)
-        .map_err(|e| PageError::from(AppError::internal(format!("template: {e}"))))
 }

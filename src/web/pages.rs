@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 
 use askama::Template;
+use askama_web::WebTemplate;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -13,8 +14,8 @@ use futures_util::Stream;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::asset_url;
 use super::view::{UnitView, dom_id};
-use super::{asset_url, render};
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::http::extract::{ClientIp, session_cookie};
@@ -48,7 +49,7 @@ impl Chrome {
 
 // --- login ---------------------------------------------------------------------
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "login.html")]
 struct LoginPage {
     chrome: Chrome,
@@ -103,8 +104,8 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-pub async fn login_page(Query(q): Query<NextQuery>) -> Result<Html<String>, PageError> {
-    render(&LoginPage {
+pub async fn login_page(Query(q): Query<NextQuery>) -> Result<impl IntoResponse, PageError> {
+    Ok(LoginPage {
         chrome: Chrome::new("login"),
         next: safe_next(q.next.as_deref()),
         error: None,
@@ -136,11 +137,11 @@ pub async fn login_submit(
                 AppError::Unauthorized => "Wrong password.".to_string(),
                 other => format!("{other}."),
             };
-            let page = render(&LoginPage {
+            let page = LoginPage {
                 chrome: Chrome::new("login"),
                 next,
                 error: Some(message),
-            })?;
+            };
             let mut response = (status, page).into_response();
             if let AppError::TooManyRequests { retry_after } = err {
                 response
@@ -192,7 +193,7 @@ pub struct ListQuery {
     unit: Option<String>,
 }
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "dashboard.html")]
 struct DashboardPage {
     chrome: Chrome,
@@ -204,13 +205,13 @@ struct DashboardPage {
     tiles: Vec<super::ports::PortTile>,
 }
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "unit_rows.html")]
 struct UnitRows {
     units: Vec<UnitView>,
 }
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "unit_row.html")]
 struct UnitRow {
     u: UnitView,
@@ -236,7 +237,7 @@ pub async fn dashboard(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
-) -> Result<Html<String>, PageError> {
+) -> Result<impl IntoResponse, PageError> {
     let (units, unit_type) = listed(&state, &q)?;
     let counts = Counts {
         total: units.len(),
@@ -249,7 +250,7 @@ pub async fn dashboard(
             .filter(|u| u.active_state.as_deref() == Some("failed"))
             .count(),
     };
-    render(&DashboardPage {
+    Ok(DashboardPage {
         chrome: Chrome::new("services"),
         units: units
             .iter()
@@ -267,9 +268,9 @@ pub async fn dashboard(
 pub async fn unit_rows(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<Html<String>, PageError> {
+) -> Result<impl IntoResponse, PageError> {
     let (units, _) = listed(&state, &q)?;
-    render(&UnitRows {
+    Ok(UnitRows {
         units: units
             .iter()
             .map(|u| UnitView::of(&state.services, u))
@@ -279,7 +280,7 @@ pub async fn unit_rows(
 
 // --- one unit ------------------------------------------------------------------------
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "unit.html")]
 struct UnitPage {
     chrome: Chrome,
@@ -321,7 +322,7 @@ pub async fn unit_page(
         .render()
         .map_err(|e| PageError::from(AppError::internal(e)))?;
     let notice = state.notices.take(&headers);
-    let page = render(&UnitPage {
+    let page = UnitPage {
         chrome: Chrome::new("services"),
         resources,
         u: UnitView::of(&state.services, &d.summary),
@@ -334,7 +335,7 @@ pub async fn unit_page(
         relations,
         d,
         notice: notice.as_ref().map(|(text, _)| text.clone()),
-    })?;
+    };
     let mut response = page.into_response();
     if let Some((_, clear)) = notice {
         response.headers_mut().append(header::SET_COOKIE, clear);
@@ -346,9 +347,9 @@ pub async fn unit_page(
 pub async fn unit_row(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Html<String>, PageError> {
+) -> Result<impl IntoResponse, PageError> {
     let summary = state.services.unit_summary(&name).await?;
-    render(&UnitRow {
+    Ok(UnitRow {
         u: UnitView::of(&state.services, &summary),
     })
 }
@@ -359,7 +360,7 @@ pub async fn unit_row(
 const ACTION_LOG_LINES: usize = 20;
 
 /// `#action-log`, swapped out of band with an action's answer.
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "action_log.html")]
 struct ActionLog<'a> {
     /// false: an empty box (clears an earlier failure).
@@ -603,7 +604,7 @@ mod tests {
     }
 }
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "resources.html")]
 struct Resources {
     name: String,
@@ -641,7 +642,7 @@ fn resources(state: &AppState, summary: &UnitSummary) -> Resources {
 pub async fn unit_resources(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Html<String>, PageError> {
+) -> Result<impl IntoResponse, PageError> {
     let summary = state.services.unit_summary(&name).await?;
-    render(&resources(&state, &summary))
+    Ok(resources(&state, &summary))
 }

@@ -1,12 +1,12 @@
 //! The ports page and the strip of watched ports on the dashboard.
 
 use askama::Template;
+use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::Html;
+use axum::response::IntoResponse;
 
 use super::pages::Chrome;
-use super::render;
 use crate::http::problem::PageError;
 use crate::http::request_host;
 use crate::ports::PortInfo;
@@ -40,7 +40,7 @@ impl PortTile {
     }
 }
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "ports.html")]
 struct PortsPage {
     chrome: Chrome,
@@ -51,9 +51,9 @@ struct PortsPage {
 pub async fn ports_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Html<String>, PageError> {
+) -> Result<impl IntoResponse, PageError> {
     let ports = state.services.port_map(&request_host(&headers)).await?;
-    render(&PortsPage {
+    Ok(PortsPage {
         chrome: Chrome::new("ports"),
         tiles: ports.into_iter().map(PortTile::new).collect(),
         checks: state.services.health_checks(),

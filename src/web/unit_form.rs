@@ -9,13 +9,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use askama::Template;
+use askama_web::WebTemplate;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 
 use super::pages::Chrome;
-use super::render;
 use crate::auth::{Principal, Scope};
 use crate::error::{AppError, FieldError};
 use crate::http::problem::{PageError, status_of};
@@ -455,7 +455,7 @@ pub struct RevisionRow {
 }
 
 /// The live preview beside the form.
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "unit_form_preview.html")]
 pub struct PreviewPane {
     pub argv: Vec<String>,
@@ -465,7 +465,7 @@ pub struct PreviewPane {
     pub oob: bool,
 }
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "unit_form.html")]
 struct FormPage {
     chrome: Chrome,
@@ -487,7 +487,7 @@ struct FormPage {
 
 impl FormPage {
     fn render_with(self, status: StatusCode) -> Result<Response, PageError> {
-        Ok((status, render(&self)?).into_response())
+        Ok((status, self).into_response())
     }
 }
 
@@ -794,9 +794,9 @@ async fn submit(
 pub async fn preview_fragment(
     State(state): State<AppState>,
     Form(pairs): Form<Vec<(String, String)>>,
-) -> Result<Html<String>, PageError> {
+) -> Result<impl IntoResponse, PageError> {
     let (f, _) = FormValues::parse(pairs);
-    render(&preview_pane(&state, &f, true).await)
+    Ok(preview_pane(&state, &f, true).await)
 }
 
 /// `POST /units/{name}/rollback` (`revision=N`): a new revision with N's spec.
