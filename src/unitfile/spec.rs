@@ -37,10 +37,11 @@ pub const DEFAULT_HEALTH_TIMEOUT_S: i64 = 2;
 pub const DEFAULT_HEALTH_FAILURES: i64 = 3;
 
 /// What kind of unit the spec creates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UnitKind {
     /// A long-running `NAME.service` (`Type=simple`), wanted by `multi-user.target`.
+    #[default]
     Service,
     /// A `NAME.service` of `Type=oneshot` started by `NAME.timer` on `schedule`.
     Job,
@@ -236,8 +237,9 @@ impl HealthSpec {
 }
 
 /// A unit spec (request body of `POST /api/v1/unit-files`, `PUT /api/v1/unit-files/{name}`,
-/// `POST /api/v1/unit-files/preview`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// `POST /api/v1/unit-files/preview`). `Default` is the empty spec, every field unset
+/// (not what a JSON body that leaves fields out gets: that is serde's defaults below).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
     "name": "shop-api", "kind": "service", "description": "Shop API (dev)",
