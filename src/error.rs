@@ -5,6 +5,8 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::systemd::SystemdError;
+
 /// One invalid field of a request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
@@ -59,5 +61,16 @@ impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
         tracing::error!(error = %err, "database error");
         Self::Internal(format!("database error: {err}"))
+    }
+}
+
+impl From<SystemdError> for AppError {
+    fn from(err: SystemdError) -> Self {
+        match err {
+            SystemdError::Disconnected(_) => AppError::Unavailable(err.to_string()),
+            SystemdError::NoSuchUnit(_) => AppError::NotFound(err.to_string()),
+            SystemdError::Refused(msg) => AppError::Conflict(msg),
+            SystemdError::Bus(_) => AppError::Internal(err.to_string()),
+        }
     }
 }

@@ -28,6 +28,9 @@ pub mod tls;
 pub mod unitfile;
 pub mod web;
 
+#[cfg(test)]
+mod tests;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,9 +11,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::problem::error_for;
 use super::urlencode;
 use crate::auth::{Principal, Scope, secret_hash};
-use crate::db::AuditEntry;
 use crate::error::AppError;
-use crate::service::Services;
+use crate::service::{AuditEntry, Services};
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "unitdeck_session";

@@ -23,6 +23,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// What an audit record says (`Services::audit`).
+pub use crate::db::AuditEntry;
 pub use access::{AuditRecord, NewToken, SESSION_TTL, Token, issue_token};
 pub use logs::{LogQuery, UnitsParam};
 pub use units::{checked_unit_name, unit_action_named, unit_filter};
@@ -93,6 +95,34 @@ impl Services {
             tracing::error!(error = %e, "cannot check the unit files unitdeck created");
         }
         Ok(services)
+    }
+
+    /// The domain over an in-memory database and a systemd stand-in (`Systemd::stand_in`),
+    /// with the login password `password`: for tests of the HTTP layer, without root, a
+    /// bus or a container.
+    #[cfg(test)]
+    pub async fn stand_in(password: &str, units: &[(&str, &str, &str)]) -> Self {
+        let config = Config {
+            password: crate::config::PasswordSource::Plain(password.to_string()),
+            state_dir: std::env::temp_dir().join("unitdeck-stand-in"),
+            unit_dir: std::env::temp_dir().join("unitdeck-stand-in/units"),
+            ..Config::resolve(Default::default()).expect("the default configuration")
+        };
+        let db = Db::in_memory().await.expect("an in-memory database");
+        let password =
+            PasswordVerifier::from_source(&config.password, &db, &config.initial_password_path())
+                .await
+                .expect("a password");
+        Self {
+            config: Arc::new(config),
+            db,
+            systemd: Systemd::stand_in(units),
+            journal: Arc::new(JournalHub::new()),
+            password,
+            login_limiter: Arc::new(LoginLimiter::default()),
+            health: Default::default(),
+            port_scanner: Arc::new(Mutex::new(PortScanner::new("/nonexistent"))),
+        }
     }
 
     /// The background work of a serving unitdeck: health probes, and a first port scan

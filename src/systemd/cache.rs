@@ -107,8 +107,35 @@ pub struct UnitFilter {
 impl Systemd {
     /// Starts the watcher and returns at once; the cache fills when the bus answers.
     pub fn start(address: String, own_unit: Option<String>) -> Self {
+        let systemd = Self::unconnected(address, own_unit);
+        tokio::spawn(systemd.clone().watch_forever());
+        tokio::spawn(systemd.clone().refresh_stats_forever());
+        systemd
+    }
+
+    /// A stand-in for tests of what is not systemd (the HTTP layer): a cache holding
+    /// `units` (name, active state, sub state) as if listed, and no bus, so anything that
+    /// would ask systemd answers "disconnected".
+    #[cfg(test)]
+    pub fn stand_in(units: &[(&str, &str, &str)]) -> Self {
+        let systemd = Self::unconnected("unix:path=/nonexistent".into(), None);
+        {
+            let mut cache = systemd.inner.units.write().unwrap();
+            for (name, active, sub) in units {
+                let mut record = UnitRecord::new(name.to_string());
+                record.load_state = Some("loaded".into());
+                record.active_state = Some(active.to_string());
+                record.sub_state = Some(sub.to_string());
+                cache.insert(name.to_string(), record);
+            }
+        }
+        systemd.inner.filled.send_replace(true);
+        systemd
+    }
+
+    fn unconnected(address: String, own_unit: Option<String>) -> Self {
         let (events, _) = broadcast::channel(1024);
-        let systemd = Self {
+        Self {
             inner: Arc::new(Inner {
                 address,
                 own_unit,
@@ -129,10 +156,7 @@ impl Systemd {
                 filling: Mutex::new(None),
                 removed: Mutex::new(HashMap::new()),
             }),
-        };
-        tokio::spawn(systemd.clone().watch_forever());
-        tokio::spawn(systemd.clone().refresh_stats_forever());
-        systemd
+        }
     }
 
     pub fn is_connected(&self) -> bool {

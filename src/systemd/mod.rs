@@ -140,18 +140,6 @@ impl From<zbus::fdo::Error> for SystemdError {
     }
 }
 
-impl From<SystemdError> for crate::error::AppError {
-    fn from(err: SystemdError) -> Self {
-        use crate::error::AppError;
-        match err {
-            SystemdError::Disconnected(_) => AppError::Unavailable(err.to_string()),
-            SystemdError::NoSuchUnit(_) => AppError::NotFound(err.to_string()),
-            SystemdError::Refused(msg) => AppError::Conflict(msg),
-            SystemdError::Bus(_) => AppError::Internal(err.to_string()),
-        }
-    }
-}
-
 /// Formats a systemd realtime timestamp (µs since the epoch; 0 = never) as RFC 3339.
 pub fn format_usec(usec: u64) -> Option<String> {
     if usec == 0 || usec == u64::MAX {

@@ -187,7 +187,7 @@ pub(super) struct Current {
 }
 
 /// Every unit name of the unit files in the database (`X.service`, and `X.timer` for jobs).
-pub(super) async fn managed_names(db: &Db) -> sqlx::Result<Vec<String>> {
+pub(super) async fn managed_names(db: &Db) -> AppResult<Vec<String>> {
     Ok(db
         .list_unit_files()
         .await?

@@ -77,6 +77,18 @@ impl Db {
         Ok(Self { pool })
     }
 
+    /// A database in memory (one connection: each would see its own), for tests.
+    #[cfg(test)]
+    pub async fn in_memory() -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -641,3 +653,6 @@ fn unit_file_from_row(r: &sqlx::sqlite::SqliteRow) -> UnitFileRow {
         updated_at: r.get("updated_at"),
     }
 }
+
+#[cfg(test)]
+mod tests;

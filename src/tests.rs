@@ -1,0 +1,435 @@
+//! The HTTP layer in process (`tower::ServiceExt::oneshot` on the router), over an
+//! in-memory database and a systemd stand-in: the auth gate, scopes, the cross-site
+//! refusal, the Host allowlist, unknown routes and methods, problem+json, the security
+//! headers, the unit form's 422, and the OpenAPI document against its snapshot. No root,
+//! no bus, no container, a few seconds: the nspawn suite in `tests/` stays the proof of
+//! behaviour against systemd.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::auth::Scope;
+use crate::service::Services;
+use crate::state::AppState;
+
+const PASSWORD: &str = "stand-in-password";
+
+/// The router over a stand-in domain.
+struct Harness {
+    app: Router,
+    services: Services,
+}
+
+/// An answer, read whole.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn header(&self, name: header::HeaderName) -> &str {
+        self.headers
+            .get(&name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Checks a problem+json answer of `status`; its body.
+    fn problem(&self, status: u16) -> Value {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text());
+        assert_eq!(
+            self.header(header::CONTENT_TYPE),
+            "application/problem+json"
+        );
+        let body = self.json();
+        assert_eq!(body["status"], status);
+        for key in ["type", "title", "detail"] {
+            assert!(body[key].is_string(), "{key} in {body}");
+        }
+        body
+    }
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let services = Services::stand_in(
+            PASSWORD,
+            &[
+                ("shop-api.service", "active", "running"),
+                ("dbus.service", "active", "running"),
+                ("nightly.service", "failed", "failed"),
+            ],
+        )
+        .await;
+        let app = crate::app(AppState::new(services.clone(), None));
+        Self { app, services }
+    }
+
+    /// A request to this machine (`Host: localhost`).
+    fn request(method: Method, path: &str) -> axum::http::request::Builder {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "localhost:8035")
+    }
+
+    async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str, auth: &Auth) -> Answer {
+        self.send(
+            auth.apply(Self::request(Method::GET, path))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn post_json(&self, path: &str, auth: &Auth, body: Value) -> Answer {
+        let request = auth
+            .apply(Self::request(Method::POST, path))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        self.send(request).await
+    }
+
+    /// A session cookie from the login route.
+    async fn login(&self) -> Auth {
+        let answer = self
+            .post_json(
+                "/api/v1/session",
+                &Auth::None,
+                json!({ "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        let cookie = answer.header(header::SET_COOKIE);
+        Auth::Cookie(cookie.split(';').next().unwrap().to_string())
+    }
+
+    /// A bearer token of `scope`.
+    async fn token(&self, scope: Scope) -> Auth {
+        let admin = self.login().await;
+        let answer = self
+            .post_json(
+                "/api/v1/tokens",
+                &admin,
+                json!({ "name": scope.as_str(), "scope": scope }),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+        Auth::Bearer(answer.json()["token"].as_str().unwrap().to_string())
+    }
+}
+
+/// The credentials a request carries.
+enum Auth {
+    None,
+    Cookie(String),
+    Bearer(String),
+}
+
+impl Auth {
+    fn apply(&self, builder: axum::http::request::Builder) -> axum::http::request::Builder {
+        match self {
+            Self::None => builder,
+            Self::Cookie(pair) => builder.header(header::COOKIE, pair),
+            Self::Bearer(token) => builder.header(header::AUTHORIZATION, format!("Bearer {token}")),
+        }
+    }
+}
+
+#[tokio::test]
+async fn without_credentials_nothing_is_shown() {
+    let h = Harness::new().await;
+    for path in [
+        "/api/v1/units",
+        "/api/v1/tokens",
+        "/api/v1/audit",
+        "/api/v1/events",
+    ] {
+        let answer = h.get(path, &Auth::None).await;
+        answer.problem(401);
+        assert!(
+            answer
+                .header(header::WWW_AUTHENTICATE)
+                .starts_with("Bearer")
+        );
+    }
+    for path in ["/", "/settings", "/units/shop-api.service"] {
+        let answer = h.get(path, &Auth::None).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(answer.header(header::LOCATION).starts_with("/login"));
+    }
+    // The public routes.
+    assert_eq!(h.get("/login", &Auth::None).await.status, StatusCode::OK);
+    assert_eq!(
+        h.get("/static/app.js", &Auth::None).await.status,
+        StatusCode::OK
+    );
+    let openapi = h.get("/api/openapi.json", &Auth::None).await;
+    assert_eq!(openapi.status, StatusCode::OK);
+    // A token that is not one is refused even on a public route.
+    h.get("/login", &Auth::Bearer("ud_nope".into()))
+        .await
+        .problem(401);
+}
+
+#[tokio::test]
+async fn a_session_and_tokens_see_what_their_scope_allows() {
+    let h = Harness::new().await;
+    let session = h.login().await;
+    let units = h.get("/api/v1/units", &session).await;
+    assert_eq!(units.status, StatusCode::OK);
+    let names: Vec<String> = units
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["dbus.service", "nightly.service", "shop-api.service"]
+    );
+    let failed = h.get("/api/v1/units?state=failed", &session).await.json();
+    assert_eq!(failed.as_array().unwrap().len(), 1);
+
+    let read = h.token(Scope::Read).await;
+    let operate = h.token(Scope::Operate).await;
+    let admin = h.token(Scope::Admin).await;
+    let spec = json!({"name": "x", "kind": "service", "exec_start": ["/bin/true"]});
+    // read: every GET, nothing else.
+    assert_eq!(h.get("/api/v1/units", &read).await.status, StatusCode::OK);
+    h.post_json("/api/v1/units/shop-api.service/restart", &read, json!({}))
+        .await
+        .problem(403);
+    // operate: unit actions too (past the gate, systemd itself is not there: 503).
+    h.post_json(
+        "/api/v1/units/shop-api.service/restart",
+        &operate,
+        json!({}),
+    )
+    .await
+    .problem(503);
+    h.post_json("/api/v1/unit-files", &operate, spec.clone())
+        .await
+        .problem(403);
+    h.post_json(
+        "/api/v1/tokens",
+        &operate,
+        json!({"name": "t", "scope": "read"}),
+    )
+    .await
+    .problem(403);
+    // admin: everything.
+    let created = h
+        .post_json(
+            "/api/v1/tokens",
+            &admin,
+            json!({"name": "t", "scope": "read"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    // Refusals by a known caller are audited, under the token's id.
+    let audit = h.get("/api/v1/audit", &admin).await.json();
+    let refused = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["result"] == "forbidden" && r["action"] == "unit.restart")
+        .expect("the refused restart is audited");
+    assert!(refused["actor"].as_str().unwrap().starts_with("token:"));
+    assert!(refused["actor"].as_str().unwrap().ends_with("(read)"));
+}
+
+#[tokio::test]
+async fn cross_site_changes_with_the_cookie_are_refused() {
+    let h = Harness::new().await;
+    let session = h.login().await;
+    for (name, value) in [
+        ("origin", "http://evil.example"),
+        ("origin", "null"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let request = session
+            .apply(Harness::request(Method::POST, "/api/v1/tokens"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(name, value)
+            .body(Body::from(
+                json!({"name": "x", "scope": "read"}).to_string(),
+            ))
+            .unwrap();
+        let body = h.send(request).await.problem(403);
+        assert!(body["detail"].as_str().unwrap().contains("cross-site"));
+    }
+    // The same origin is fine; a bearer token is not subject to the check.
+    let request = session
+        .apply(Harness::request(Method::POST, "/api/v1/tokens"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("origin", "http://localhost:8035")
+        .body(Body::from(
+            json!({"name": "x", "scope": "read"}).to_string(),
+        ))
+        .unwrap();
+    assert_eq!(h.send(request).await.status, StatusCode::CREATED);
+    let token = h.token(Scope::Admin).await;
+    let request = token
+        .apply(Harness::request(Method::POST, "/api/v1/tokens"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("sec-fetch-site", "cross-site")
+        .body(Body::from(
+            json!({"name": "y", "scope": "read"}).to_string(),
+        ))
+        .unwrap();
+    assert_eq!(h.send(request).await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn unknown_routes_methods_hosts_and_bodies_are_problems() {
+    let h = Harness::new().await;
+    let session = h.login().await;
+    h.get("/api/v1/nothing-here", &session).await.problem(404);
+    let page = h.get("/nothing-here", &session).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.header(header::CONTENT_TYPE).starts_with("text/html"));
+    let delete = session
+        .apply(Harness::request(Method::DELETE, "/api/v1/units"))
+        .body(Body::empty())
+        .unwrap();
+    let answer = h.send(delete).await;
+    answer.problem(405);
+    assert!(answer.header(header::ALLOW).contains("GET"));
+    h.get("/api/v1/units/not%20a%20unit", &session)
+        .await
+        .problem(400);
+    h.get("/api/v1/units?type=bogus", &session)
+        .await
+        .problem(400);
+    h.post_json(
+        "/api/v1/units/shop-api.service/explode",
+        &session,
+        json!({}),
+    )
+    .await
+    .problem(404);
+    // A foreign Host (DNS rebinding) is answered 421 before anything else.
+    let request = Request::builder()
+        .uri("/healthz")
+        .header(header::HOST, "evil.example:8035")
+        .body(Body::empty())
+        .unwrap();
+    h.send(request).await.problem(421);
+    // Bodies: a JSON media type, parsed; a type error names its field; too large is 413.
+    for (content_type, status) in [("application/jsonp", 400), ("text/plain", 400)] {
+        let request = session
+            .apply(Harness::request(Method::POST, "/api/v1/tokens"))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(r#"{"name": "x", "scope": "read"}"#))
+            .unwrap();
+        h.send(request).await.problem(status);
+    }
+    let body = h
+        .post_json(
+            "/api/v1/tokens",
+            &session,
+            json!({"name": 7, "scope": "read"}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(body["errors"][0]["field"], "name");
+    let huge = json!({ "name": "x".repeat(100_000), "scope": "read" });
+    h.post_json("/api/v1/tokens", &session, huge)
+        .await
+        .problem(413);
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let h = Harness::new().await;
+    let session = h.login().await;
+    for path in ["/login", "/", "/settings", "/units/new"] {
+        let answer = h.get(path, &session).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            answer.header(header::CONTENT_SECURITY_POLICY),
+            crate::http::layers::CONTENT_SECURITY_POLICY
+        );
+        assert_eq!(answer.header(header::CACHE_CONTROL), "no-store");
+        assert_eq!(answer.header(header::X_FRAME_OPTIONS), "DENY");
+    }
+    let json = h.get("/api/v1/units", &session).await;
+    assert_eq!(json.header(header::CACHE_CONTROL), "no-store");
+    assert!(json.header(header::CONTENT_SECURITY_POLICY).is_empty());
+    let asset = h.get("/static/app.css", &Auth::None).await;
+    assert!(asset.header(header::CACHE_CONTROL).contains("immutable"));
+}
+
+#[tokio::test]
+async fn the_unit_form_shows_unreadable_fields_with_422_and_changes_nothing() {
+    let h = Harness::new().await;
+    let session = h.login().await;
+    let form = "kind=service&name=x&command=%2Fbin%2Fecho+%27open&port=80a&action=save";
+    let request = session
+        .apply(Harness::request(Method::POST, "/units/new"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form))
+        .unwrap();
+    let answer = h.send(request).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let page = answer.text();
+    assert!(
+        page.contains("id=\"err-port\">&#34;80a&#34; is not a whole number"),
+        "{page}"
+    );
+    assert!(
+        page.contains("id=\"err-command\">cannot be split"),
+        "{page}"
+    );
+    let files = h.get("/api/v1/unit-files", &session).await.json();
+    assert_eq!(files, json!([]));
+    assert!(h.services.list_unit_files().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_openapi_document_matches_its_snapshot() {
+    let h = Harness::new().await;
+    let document = h.get("/api/openapi.json", &Auth::None).await.json();
+    let pretty = serde_json::to_string_pretty(&document).unwrap() + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json");
+    if std::env::var_os("UNITDECK_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &pretty).unwrap();
+    }
+    let snapshot = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        snapshot == pretty,
+        "the OpenAPI document changed: look at the difference, then accept it with \
+         UNITDECK_UPDATE_SNAPSHOTS=1 cargo test --lib the_openapi_document (rewrites {})",
+        path.display()
+    );
+}
