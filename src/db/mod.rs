@@ -38,7 +38,7 @@ pub struct TokenRow {
 }
 
 /// A row of `audit`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditRow {
     pub id: i64,
     pub time: String,
@@ -395,26 +395,14 @@ impl Db {
 
     /// Newest first, at most `limit`, only ids below `before` when given.
     pub async fn audit_page(&self, limit: u32, before: Option<i64>) -> sqlx::Result<Vec<AuditRow>> {
-        let rows = sqlx::query(
+        sqlx::query_as(
             "SELECT id, time, actor, action, target, result, detail FROM audit \
              WHERE id < ? ORDER BY id DESC LIMIT ?",
         )
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AuditRow {
-                id: r.get("id"),
-                time: r.get("time"),
-                actor: r.get("actor"),
-                action: r.get("action"),
-                target: r.get("target"),
-                result: r.get("result"),
-                detail: r.get("detail"),
-            })
-            .collect())
+        .await
     }
 }
 
@@ -433,7 +421,7 @@ fn token_from_row(r: &sqlx::sqlite::SqliteRow) -> TokenRow {
 // --- unit files (created by unitdeck) ---------------------------------------------
 
 /// A unit file unitdeck created: the current state of `unit_files`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UnitFileRow {
     /// The service file, e.g. `shop-api.service` (also for a job).
     pub name: String,
@@ -446,7 +434,7 @@ pub struct UnitFileRow {
 }
 
 /// One entry of a unit file's history (without its contents).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RevisionRow {
     pub revision: i64,
     pub created_at: String,
@@ -454,7 +442,7 @@ pub struct RevisionRow {
 }
 
 /// One stored revision with its spec and files, as JSON text.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredRevision {
     pub revision: i64,
     pub spec: String,
@@ -477,41 +465,31 @@ pub struct NewRevision<'a> {
 
 impl Db {
     pub async fn list_unit_files(&self) -> sqlx::Result<Vec<UnitFileRow>> {
-        let rows = sqlx::query(
+        sqlx::query_as(
             "SELECT name, kind, revision, created_at, updated_at FROM unit_files ORDER BY name",
         )
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(unit_file_from_row).collect())
+        .await
     }
 
     pub async fn unit_file(&self, name: &str) -> sqlx::Result<Option<UnitFileRow>> {
-        let row = sqlx::query(
+        sqlx::query_as(
             "SELECT name, kind, revision, created_at, updated_at FROM unit_files WHERE name = ?",
         )
         .bind(name)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(unit_file_from_row))
+        .await
     }
 
     /// The history of a unit file, newest first.
     pub async fn unit_file_revisions(&self, name: &str) -> sqlx::Result<Vec<RevisionRow>> {
-        let rows = sqlx::query(
+        sqlx::query_as(
             "SELECT revision, created_at, actor FROM unit_file_revisions \
              WHERE name = ? ORDER BY revision DESC",
         )
         .bind(name)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| RevisionRow {
-                revision: r.get("revision"),
-                created_at: r.get("created_at"),
-                actor: r.get("actor"),
-            })
-            .collect())
+        .await
     }
 
     pub async fn unit_file_revision(
@@ -519,21 +497,14 @@ impl Db {
         name: &str,
         revision: i64,
     ) -> sqlx::Result<Option<StoredRevision>> {
-        let row = sqlx::query(
+        sqlx::query_as(
             "SELECT revision, spec, files, created_at, actor FROM unit_file_revisions \
              WHERE name = ? AND revision = ?",
         )
         .bind(name)
         .bind(revision)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| StoredRevision {
-            revision: r.get("revision"),
-            spec: r.get("spec"),
-            files: r.get("files"),
-            created_at: r.get("created_at"),
-            actor: r.get("actor"),
-        }))
+        .await
     }
 
     /// Records a new revision and its audit row in one transaction; returns the revision
@@ -642,16 +613,6 @@ async fn insert_audit(
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-fn unit_file_from_row(r: &sqlx::sqlite::SqliteRow) -> UnitFileRow {
-    UnitFileRow {
-        name: r.get("name"),
-        kind: r.get("kind"),
-        revision: r.get("revision"),
-        created_at: r.get("created_at"),
-        updated_at: r.get("updated_at"),
-    }
 }
 
 #[cfg(test)]
