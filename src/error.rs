@@ -6,6 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::systemd::SystemdError;
+use crate::systemd::journal::scan::ScanError;
 
 /// One invalid field of a request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -71,6 +72,18 @@ impl From<SystemdError> for AppError {
             SystemdError::NoSuchUnit(_) => AppError::NotFound(err.to_string()),
             SystemdError::Refused(msg) => AppError::Conflict(msg),
             SystemdError::Bus(_) => AppError::Internal(err.to_string()),
+        }
+    }
+}
+
+impl From<ScanError> for AppError {
+    fn from(err: ScanError) -> Self {
+        match err {
+            ScanError::Busy | ScanError::TimedOut => AppError::Unavailable(err.to_string()),
+            ScanError::Pattern(why) => {
+                AppError::BadRequest(format!("query parameter grep: PCRE2 gave up: {why}"))
+            }
+            ScanError::Failed(_) => AppError::internal(err),
         }
     }
 }

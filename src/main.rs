@@ -25,6 +25,11 @@ enum Command {
     },
     /// Print the version.
     Version,
+    /// Count journal entries for the server (the histogram and facets): the request as
+    /// JSON on standard input, the counts as JSON on standard output. Run by `serve`
+    /// itself, as a child process.
+    #[command(hide = true)]
+    JournalScan,
 }
 
 #[derive(Subcommand)]
@@ -53,6 +58,10 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // No runtime: the scan is one blocking loop.
+    if let Command::JournalScan = cli.command {
+        return Ok(unitdeck::systemd::journal::scan::run_child()?);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -80,6 +89,7 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }),
+        Command::JournalScan => unreachable!("handled before the runtime"),
         Command::Version => {
             println!("unitdeck {}", env!("CARGO_PKG_VERSION"));
             Ok(())

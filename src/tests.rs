@@ -416,6 +416,53 @@ async fn the_unit_form_shows_unreadable_fields_with_422_and_changes_nothing() {
     assert!(h.services.list_unit_files().await.unwrap().is_empty());
 }
 
+/// Bad log parameters are refused before anything reaches journalctl or the journal: a
+/// 400 naming the parameter.
+#[tokio::test]
+async fn bad_log_parameters_are_400s_naming_them() {
+    let h = Harness::new().await;
+    let session = h.login().await;
+    for (path, param) in [
+        ("/api/v1/logs?since=yesterday", "since"),
+        ("/api/v1/logs?until=2026-02-30T00:00:00Z", "until"),
+        ("/api/v1/logs?since=-1h&until=-2h", "since"),
+        ("/api/v1/logs?since=2026-12-06T14:10:00", "since"),
+        ("/api/v1/logs/histogram?buckets=0", "buckets"),
+        ("/api/v1/logs/histogram?buckets=501", "buckets"),
+        ("/api/v1/logs/histogram?since=now&until=-1min", "since"),
+        ("/api/v1/logs/facets?fields=lower", "fields"),
+        ("/api/v1/logs/facets?fields=__CURSOR", "fields"),
+        ("/api/v1/logs/facets?fields=_COMM,", "fields"),
+        ("/api/v1/logs?grep=a(&regex=true", "grep"),
+        ("/api/v1/logs/facets?grep=%5Bz-a%5D&regex=true", "grep"),
+        ("/api/v1/logs?match=nofield", "match"),
+        ("/api/v1/logs?exclude=bad%3Dx", "exclude"),
+        ("/api/v1/logs?boot=yesterday", "boot"),
+        ("/api/v1/logs?boot=1", "boot"),
+        ("/api/v1/logs?before=x", "before"),
+        ("/api/v1/logs?lines=0", "lines"),
+        ("/api/v1/logs?identifier=a%01b", "identifier"),
+        ("/api/v1/logs?case=loud", "case"),
+        ("/api/v1/logs?regex=maybe", "regex"),
+        ("/api/v1/logs?units=", "units"),
+        ("/api/v1/logs/stream?lines=10001", "lines"),
+        ("/api/v1/units/shop-api.service/logs?since=-1y", "since"),
+    ] {
+        let body = h.get(path, &session).await.problem(400);
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(param), "{path}: {detail}");
+    }
+    // The explorer says what is wrong above its controls, which stay usable.
+    let page = h.get("/logs?range=week", &session).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.text().contains("query parameter range"),
+        "{}",
+        page.text()
+    );
+    assert!(page.text().contains("data-explorer"));
+}
+
 #[tokio::test]
 async fn the_openapi_document_matches_its_snapshot() {
     let h = Harness::new().await;

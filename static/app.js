@@ -178,15 +178,35 @@ const btn = l => {
   return b;
 };
 const grew = l => {
-  const lines = l.querySelectorAll('.log-line'), extra = lines.length - 5000, h = l.scrollHeight;
+  // Reading older lines (scrolled up) keeps up to 4 times as many.
+  const following = follow.get(l) !== false;
+  const lines = l.querySelectorAll('.log-line'), extra = lines.length - (following ? 5000 : 20000), h = l.scrollHeight;
   for (let i = 0; i < extra; i++) {
     const p = lines[i].previousElementSibling;
     if (p && p.matches('.log-gap')) p.remove();
     seenCursors.get(l)?.delete(lines[i].dataset.cursor);
     lines[i].remove();
   }
-  if (follow.get(l) !== false) l.scrollTop = l.scrollHeight;
+  if (following) l.scrollTop = l.scrollHeight;
   else { if (extra > 0) l.scrollTop -= h - l.scrollHeight; btn(l).hidden = false; }
+};
+// Older lines when scrolled to the top: the view's data-older URL with before=<first cursor>.
+const older = async l => {
+  const first = l.querySelector('.log-line[data-cursor]');
+  if (!first || !l.dataset.older || l.dataset.olderDone || l.dataset.loading) return;
+  l.dataset.loading = '1';
+  try {
+    const u = new URL(l.dataset.older, location.href);
+    u.searchParams.set('before', first.dataset.cursor);
+    const r = await fetch(u, { credentials: 'same-origin' });
+    if (!r.ok) { toast('err', 'Older lines: HTTP ' + r.status); return; }
+    const t = d.createElement('template');
+    t.innerHTML = await r.text();
+    if (!t.content.querySelector('.log-line')) { l.dataset.olderDone = '1'; return; }
+    const h = l.scrollHeight, top = l.scrollTop;
+    l.prepend(t.content);
+    l.scrollTop = top + l.scrollHeight - h;
+  } catch { toast('err', 'Network error'); } finally { delete l.dataset.loading; }
 };
 on('scroll', e => {
   const l = e.target;
@@ -194,6 +214,7 @@ on('scroll', e => {
   const end = l.scrollHeight - l.scrollTop - l.clientHeight < 24;
   follow.set(l, end);
   if (end) btn(l).hidden = true;
+  if (l.scrollTop < 48) older(l);
 }, true);
 new MutationObserver(ms => {
   const logs = new Set();
@@ -224,6 +245,83 @@ const ago = ms => {
 const times = () => all('[data-local-time]').forEach(el => {
   const t = Date.parse(el.dataset.localTime);
   if (t === t) { el.textContent = ago(Date.now() - t); el.title = new Date(t).toLocaleString(); }
+});
+
+// --- the journal explorer (/logs): the URL is the whole state ----------------------------
+// The last view is remembered per browser: /logs without a query opens it again.
+const LOGS_KEY = 'unitdeck-logs';
+if (location.pathname === '/logs') {
+  let saved = null;
+  try { saved = localStorage.getItem(LOGS_KEY); } catch { }
+  if (!location.search && saved) {
+    // Nothing of this page is wanted: no count, no stream.
+    all('[hx-trigger=load], [sse-connect]').forEach(e => e.remove());
+    location.replace('/logs?' + saved);
+  } else {
+    try { localStorage.setItem(LOGS_KEY, location.search.slice(1)); } catch { }
+  }
+}
+// The form goes to /logs with only the fields that say something; a custom time replaces
+// the preset. Its selects and checkboxes apply at once.
+on('submit', e => {
+  const f = e.target;
+  if (!f.matches?.('form[data-explorer]')) return;
+  e.preventDefault();
+  const p = new URLSearchParams();
+  for (const [k, v] of new FormData(f)) if (v !== '') p.append(k, v);
+  if (p.has('since') || p.has('until')) p.delete('range');
+  location.assign('/logs' + (p.size ? '?' + p : ''));
+});
+on('change', e => {
+  const f = e.target.form;
+  if (f?.matches('form[data-explorer]') && e.target.matches('select, [type=checkbox]')) f.requestSubmit();
+});
+// Histogram: a tap follows the bar's own link (zoom to it); with a mouse or pen, a drag
+// across bars zooms to all of them. Touch drags scroll the page.
+let drag = null;
+const selRect = (svg, a, b, n) => {
+  const s = svg.querySelector('.sel');
+  s.setAttribute('x', (Math.min(a, b) * 600 / n).toFixed(2));
+  s.setAttribute('width', ((Math.abs(b - a) + 1) * 600 / n).toFixed(2));
+  s.classList.add('on');
+};
+on('pointerdown', e => {
+  const svg = e.target.closest?.('svg.hist');
+  if (!svg || e.pointerType === 'touch' || e.button !== 0) return;
+  const bars = all('a.bar', svg), box = svg.getBoundingClientRect();
+  const at = x => Math.max(0, Math.min(bars.length - 1, Math.floor((x - box.left) / box.width * bars.length)));
+  drag = { svg, bars, at, from: at(e.clientX), to: at(e.clientX), x: e.clientX, moved: false };
+  e.preventDefault();
+});
+on('pointermove', e => {
+  if (!drag) return;
+  drag.to = drag.at(e.clientX);
+  if (Math.abs(e.clientX - drag.x) > 4) drag.moved = true;
+  if (drag.moved) selRect(drag.svg, drag.from, drag.to, drag.bars.length);
+});
+on('pointerup', () => {
+  const g = drag;
+  drag = null;
+  if (!g || !g.moved) return;
+  g.svg.dataset.dragged = '1';
+  const [a, b] = [Math.min(g.from, g.to), Math.max(g.from, g.to)];
+  const u = new URL(g.bars[a].getAttribute('href'), location.href);
+  u.searchParams.set('until', g.bars[b].dataset.until);
+  location.assign(u.pathname + u.search);
+});
+on('click', e => {
+  const svg = e.target.closest?.('svg.hist');
+  if (svg?.dataset.dragged) { delete svg.dataset.dragged; e.preventDefault(); }
+}, true);
+// A count that failed says so where it would have been.
+on('htmx:responseError', e => {
+  const c = e.detail.target?.id === 'log-summary' && e.detail.target.querySelector('.counting');
+  if (c) c.textContent = 'Could not count the entries (HTTP ' + e.detail.xhr.status + ').';
+});
+// On a phone the facets start folded: the lines come first.
+on('htmx:afterSwap', e => {
+  if (e.detail.target.id === 'log-summary' && matchMedia('(max-width: 759.98px)').matches)
+    all('details.facet', e.detail.target).forEach(x => { x.open = false; });
 });
 
 filter(); times(); banner(); all('.log').forEach(grew);

@@ -406,7 +406,6 @@ async fn merged_view_of_two_units() {
     );
 
     for bad in [
-        "/api/v1/logs",
         "/api/v1/logs?units=",
         "/api/v1/logs?units=numbers.service,-x",
         "/api/v1/logs/stream?units=numbers.service,nope.service",
@@ -424,8 +423,9 @@ async fn merged_view_of_two_units() {
         );
     }
 
+    // The explorer of the two: their merged live view.
     let page = api
-        .get("/logs?units=numbers.service&units=shouts.service")
+        .get("/logs?units=numbers.service,shouts.service")
         .await
         .text()
         .await
@@ -433,6 +433,16 @@ async fn merged_view_of_two_units() {
     assert!(
         page.contains("sse-connect=\"/ui/logs/stream?units=numbers.service%2Cshouts.service\""),
         "{page}"
+    );
+    // Without units: the whole journal, this unit's lines among them.
+    let whole: Value = api.get_json("/api/v1/logs?lines=200").await;
+    assert!(
+        whole
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["unit"] == "numbers.service"),
+        "{whole}"
     );
     let mut lines = SseReader::new(
         api.get("/ui/logs/stream?units=shouts.service&lines=3")

@@ -86,6 +86,9 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(logs::download))
         .routes(routes!(logs::merged_logs))
         .routes(routes!(logs::merged_stream))
+        .routes(routes!(logs::histogram))
+        .routes(routes!(logs::facets))
+        .routes(routes!(logs::boots))
         .split_for_parts();
     problems::document(&mut openapi);
     (router, openapi)

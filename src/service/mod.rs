@@ -26,7 +26,7 @@ use std::time::Duration;
 /// What an audit record says (`Services::audit`).
 pub use crate::db::AuditEntry;
 pub use access::{AuditRecord, NewToken, SESSION_TTL, Token, issue_token};
-pub use logs::{LogQuery, UnitsParam};
+pub use logs::{LogQuery, LogSelection, UnitsParam};
 pub use units::{checked_unit_name, unit_action_named, unit_filter};
 
 use crate::auth::{LoginLimiter, PasswordVerifier, Principal};
@@ -36,6 +36,7 @@ use crate::error::{AppError, AppResult};
 use crate::ports::PortScanner;
 use crate::systemd::Systemd;
 use crate::systemd::journal::JournalHub;
+use crate::systemd::journal::scan::Scanner;
 
 /// unitdeck's domain, shared by every request (cheap to clone).
 #[derive(Clone)]
@@ -44,6 +45,8 @@ pub struct Services {
     db: Db,
     systemd: Systemd,
     journal: Arc<JournalHub>,
+    /// Histogram and facet scans, a few at a time.
+    scanner: Scanner,
     password: PasswordVerifier,
     login_limiter: Arc<LoginLimiter>,
     health: health::HealthChecks,
@@ -86,6 +89,7 @@ impl Services {
             db,
             systemd,
             journal: Arc::new(JournalHub::new()),
+            scanner: Scanner::default(),
             password,
             login_limiter: Arc::new(LoginLimiter::default()),
             health: Default::default(),
@@ -118,6 +122,7 @@ impl Services {
             db,
             systemd: Systemd::stand_in(units),
             journal: Arc::new(JournalHub::new()),
+            scanner: Scanner::default(),
             password,
             login_limiter: Arc::new(LoginLimiter::default()),
             health: Default::default(),

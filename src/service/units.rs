@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
+use super::logs::parse_time;
 use crate::auth::Principal;
 use crate::db::AuditEntry;
 use crate::error::{AppError, AppResult};
 use crate::service::Services;
-use crate::systemd::journal::{self, LogEntry, LogFilter};
+use crate::systemd::journal::{self, LogEntry, LogFilter, Start};
 use crate::systemd::names::{UNIT_TYPES, is_valid_unit_name};
 use crate::systemd::{ActionOutcome, SystemdError, UnitAction, UnitDetail, UnitEvent, UnitSummary};
 use crate::systemd::{Sample, UnitFilter};
@@ -127,10 +128,8 @@ impl Services {
         };
         let filter = LogFilter {
             units: vec![name.to_string()],
-            priority: None,
-            grep: None,
             invocation: Some(invocation),
-            since: None,
+            ..LogFilter::default()
         };
         // PID 1's own messages ("Failed with result ...") and the service's output
         // reach journald through different sockets: right after the job fails the
@@ -141,7 +140,7 @@ impl Services {
         let mut entries = Vec::new();
         for settle_ms in [0, 100, 200, 300, 400, 500, 500] {
             tokio::time::sleep(Duration::from_millis(settle_ms)).await;
-            entries = journal::read(&filter, lines, None)
+            entries = journal::read(&filter, lines, Start::Newest)
                 .await
                 .map_err(AppError::internal)?;
             if own_output(&entries) {
@@ -150,13 +149,13 @@ impl Services {
             // A line written just before a short-lived process exits can reach the journal
             // without the invocation ID (journald reads it from the process, gone by
             // then): take the unit's entries since the run's first one instead.
-            if let Some(start) = entries.first().and_then(|e| epoch_of(&e.time)) {
+            if let Some(start) = entries.first().and_then(|e| parse_time(&e.time, 0)) {
                 let since = LogFilter {
                     invocation: None,
                     since: Some(start),
                     ..filter.clone()
                 };
-                let by_time = journal::read(&since, lines, None)
+                let by_time = journal::read(&since, lines, Start::Newest)
                     .await
                     .map_err(AppError::internal)?;
                 if own_output(&by_time) {
@@ -228,28 +227,9 @@ impl Services {
     }
 }
 
-/// An entry's RFC 3339 time as journalctl's `--since=@SECONDS.MICROS`.
-fn epoch_of(time: &str) -> Option<String> {
-    let at = chrono::DateTime::parse_from_rfc3339(time).ok()?;
-    Some(format!(
-        "@{}.{:06}",
-        at.timestamp(),
-        at.timestamp_subsec_micros()
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn entry_times_become_journalctl_epochs() {
-        assert_eq!(
-            epoch_of("2026-11-28T09:13:20.123456Z").as_deref(),
-            Some("@1795857200.123456")
-        );
-        assert_eq!(epoch_of("yesterday"), None);
-    }
 
     #[test]
     fn filters_default_to_services() {

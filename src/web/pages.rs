@@ -290,6 +290,9 @@ struct UnitPage {
     relations: Vec<(&'static str, Vec<(String, String)>)>,
     /// The rendered log box (its own template, also served alone on filter changes).
     log_view: String,
+    /// The log toolbar's controls, as the URL set them (a line of the explorer links to
+    /// its run: `?invocation=ID`).
+    log_controls: super::logs::LogControls,
     resources: String,
     /// Said once after a redirect (a change saved, but its unit did not start).
     notice: Option<String>,
@@ -299,8 +302,10 @@ pub async fn unit_page(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
+    request: super::logs::ViewRequest,
 ) -> Result<Response, PageError> {
     let d = state.services.unit_detail(&name).await?;
+    let (log_controls, log_view) = request.unit_panel(&state, &d).await?;
     let link = |names: &[String]| {
         names
             .iter()
@@ -315,9 +320,6 @@ pub async fn unit_page(
         ("Required by", link(&d.required_by)),
         ("Wanted by", link(&d.wanted_by)),
     ];
-    let log_view = super::logs::LogView::new(&d.summary.name, &Default::default())
-        .render()
-        .map_err(|e| PageError::from(AppError::internal(e)))?;
     let resources = resources(&state, &d.summary)
         .render()
         .map_err(|e| PageError::from(AppError::internal(e)))?;
@@ -327,6 +329,7 @@ pub async fn unit_page(
         resources,
         u: UnitView::of(&state.services, &d.summary),
         log_view,
+        log_controls,
         exec_lines: d
             .exec_start
             .iter()

@@ -35,6 +35,11 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Sandbox {
     nspawn: Child,
+    /// The extra `systemd-nspawn` options it was booted with (a reboot boots it again
+    /// with them).
+    extra: Vec<String>,
+    /// unitdeck's extra settings, when it was installed.
+    env: Option<Vec<(String, String)>>,
     /// The container's PID 1, as seen from the host.
     pub pid: u32,
     pub machine: String,
@@ -65,9 +70,45 @@ impl Sandbox {
 
     /// Boots a container; `env` adds `Environment=` settings for unitdeck.
     pub fn start_with(env: &[(&str, &str)]) -> Self {
-        let mut sandbox = Self::boot();
+        Self::start_with_args(&[], env)
+    }
+
+    /// Boots a container with more `systemd-nspawn` options (see `boot_with_args`) and
+    /// unitdeck with `env`.
+    pub fn start_with_args(extra: &[String], env: &[(&str, &str)]) -> Self {
+        let mut sandbox = Self::boot_with_args(extra);
         sandbox.install_unitdeck(env);
         sandbox
+    }
+
+    /// Reboots the container (`systemctl reboot` inside) and boots it again with the
+    /// same options, unitdeck installed again if it was: systemd-nspawn exits with status
+    /// 133 on a reboot (what `systemd-nspawn@.service` restarts on) and does not boot
+    /// again by itself. Everything outside bound host directories is new (`--volatile`),
+    /// and so are the machine's name and unitdeck's port.
+    pub fn reboot(&mut self) {
+        let _ = self.exec(&["systemctl", "reboot", "--no-block"]);
+        let deadline = Instant::now() + BOOT_TIMEOUT;
+        let status = loop {
+            if let Ok(Some(status)) = self.nspawn.try_wait() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the container did not reboot");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(
+            status.code(),
+            Some(133),
+            "systemd-nspawn's status on a reboot"
+        );
+        let mut next = Self::boot_with_args(&self.extra);
+        if let Some(env) = self.env.take() {
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            next.install_unitdeck(&env);
+        }
+        // The old value's Drop finds its nspawn gone and returns at once.
+        *self = next;
     }
 
     /// Boots a container without unitdeck.
@@ -136,6 +177,8 @@ impl Sandbox {
         let nspawn_pid = nspawn.id();
         let mut sandbox = Self {
             nspawn,
+            extra: extra.to_vec(),
+            env: None,
             pid: 0,
             machine,
             port: free_port(),
@@ -246,6 +289,11 @@ impl Sandbox {
     }
 
     fn install_unitdeck(&mut self, env: &[(&str, &str)]) {
+        self.env = Some(
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
         if env.iter().any(|(k, v)| {
             (*k == "UNITDECK_TLS" && *v == "self-signed") || *k == "UNITDECK_TLS_CERT"
         }) {
@@ -385,6 +433,10 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        // Gone already (rebooted): its PID 1's number may belong to another process now.
+        if let Ok(Some(_)) = self.nspawn.try_wait() {
+            return;
+        }
         let _ = Command::new("nsenter")
             .args([
                 "-t",

@@ -4,7 +4,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt};
 
-use super::{LogEntry, MAX_MESSAGE_BYTES, MAX_RAW_LINE};
+use super::{FieldMatch, LogEntry, MAX_MESSAGE_BYTES, MAX_RAW_LINE};
+
 #[derive(Deserialize)]
 pub(super) struct RawEntry {
     #[serde(rename = "__CURSOR")]
@@ -82,7 +83,8 @@ fn message_text(bytes: Vec<u8>) -> String {
     text
 }
 
-pub(super) fn format_time(micros: u64) -> String {
+/// A time as RFC 3339 with microseconds, UTC.
+pub fn format_time(micros: u64) -> String {
     i64::try_from(micros)
         .ok()
         .and_then(chrono::DateTime::from_timestamp_micros)
@@ -128,13 +130,29 @@ pub(super) fn parse_entry(line: &[u8]) -> Option<LogEntry> {
     })
 }
 
+/// Does the JSON line have one of `excludes` among its values (any value of a field that
+/// appears several times)?
+pub(super) fn is_excluded(line: &[u8], excludes: &[FieldMatch]) -> bool {
+    if excludes.is_empty() {
+        return false;
+    }
+    let Ok(fields) = serde_json::from_slice::<serde_json::Map<String, Value>>(line) else {
+        return false;
+    };
+    excludes.iter().any(|m| {
+        field_values(fields.get(&m.field).cloned())
+            .iter()
+            .any(|v| v == m.value.as_bytes())
+    })
+}
+
 /// Where an entry sits in the journal, from its cursor
 /// `s=<seqnum id>;i=<seqnum hex>;b=<boot>;m=<monotonic hex>;t=<realtime hex>;x=<hash>`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct CursorPos {
     seqnum_id: Option<u128>,
     seqnum: Option<u64>,
-    realtime: Option<u64>,
+    pub(super) realtime: Option<u64>,
 }
 
 impl CursorPos {
@@ -173,6 +191,7 @@ pub(super) struct LineReader<R> {
     inner: R,
     buf: Vec<u8>,
     max: usize,
+    excludes: Vec<FieldMatch>,
 }
 
 pub(super) enum Line {
@@ -188,7 +207,14 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             inner,
             buf: Vec::new(),
             max: MAX_RAW_LINE,
+            excludes: Vec::new(),
         }
+    }
+
+    /// Skips entries that have one of these `FIELD=VALUE`s.
+    pub(super) fn excluding(mut self, excludes: &[FieldMatch]) -> Self {
+        self.excludes = excludes.to_vec();
+        self
     }
 
     /// The next line (without `\n`) into `self.buf`; `None` at end of output.
@@ -223,7 +249,8 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
         }
     }
 
-    /// The next entry; `None` at end of output. Unparsable or oversized lines are skipped.
+    /// The next entry; `None` at end of output. Unparsable or oversized lines, and
+    /// excluded entries, are skipped.
     pub(super) async fn next_entry(&mut self) -> std::io::Result<Option<LogEntry>> {
         loop {
             match self.next_line().await? {
@@ -232,6 +259,9 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                     tracing::warn!(bytes = n, "skipping an oversized journal entry");
                 }
                 Some(Line::Complete) => {
+                    if is_excluded(&self.buf, &self.excludes) {
+                        continue;
+                    }
                     if let Some(entry) = parse_entry(&self.buf) {
                         return Ok(Some(entry));
                     }

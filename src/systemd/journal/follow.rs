@@ -12,8 +12,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use super::args::{Mode, build_args, spawn_journalctl};
 use super::entry::{CursorPos, LineReader, drain_stderr};
-use super::read::journal_tail_cursor;
-use super::read::read;
+use super::read::{Start, journal_tail_cursor, read};
 use super::{
     BROADCAST_CAPACITY, CATCH_UP_CHUNK, CATCH_UP_TRIES, LogEntry, LogFilter, MAX_FOLLOWERS,
     MAX_QUICK_FAILURES, StreamItem, check_filter, validate_cursor,
@@ -26,7 +25,7 @@ struct Live {
     pos: CursorPos,
 }
 
-/// One `journalctl --follow` per distinct filter (ignoring `since`), shared by all viewers
+/// One `journalctl --follow` per distinct filter (ignoring the time range), shared by all viewers
 /// and stopped when the last viewer's stream is dropped. Cheap to clone; one per app.
 /// [`JournalHub::subscribe`] must be called inside a Tokio runtime.
 #[derive(Clone, Default)]
@@ -78,11 +77,12 @@ impl Drop for ViewerGuard {
     }
 }
 
-/// The follower a filter's live entries come from: they do not depend on `since`, so
-/// one serves all of them.
+/// The follower a filter's live entries come from: they do not depend on the time range
+/// (each viewer drops what is after its `until`), so one serves all of them.
 fn follower_key(filter: &LogFilter) -> LogFilter {
     LogFilter {
         since: None,
+        until: None,
         ..filter.clone()
     }
 }
@@ -297,10 +297,9 @@ impl Follower {
     async fn pump(&mut self, mut child: Child, from: &mut Option<String>) -> RunEnd {
         let count = ChildCount::new(self.children.clone());
         let stderr = tokio::spawn(drain_stderr(child.stderr.take()));
-        let mut reader = child
-            .stdout
-            .take()
-            .map(|out| LineReader::new(BufReader::with_capacity(64 * 1024, out)));
+        let mut reader = child.stdout.take().map(|out| {
+            LineReader::new(BufReader::with_capacity(64 * 1024, out)).excluding(&self.key.excludes)
+        });
         // `--cursor=C` repeats C's own entry if it matches the filter: skip it.
         let mut skip = from.clone();
         let mut produced = false;
@@ -406,7 +405,7 @@ impl Viewer {
                     // With no backlog, still read the newest entry (without sending it):
                     // the position to catch up from should this viewer lag before it has
                     // received anything. Everything broadcast since subscribe() is sent.
-                    match read(&self.filter, n.max(1), None).await {
+                    match read(&self.filter, n.max(1), Start::Newest).await {
                         Ok(mut entries) if n == 0 => {
                             self.origin = entries.pop().map(|e| e.cursor);
                         }
@@ -421,7 +420,7 @@ impl Viewer {
                         self.phase = Phase::Live;
                         continue;
                     };
-                    match read(&self.filter, CATCH_UP_CHUNK, Some(&after)).await {
+                    match read(&self.filter, CATCH_UP_CHUNK, Start::After(&after)).await {
                         Ok(entries) => {
                             self.resume_unchecked = false;
                             self.catch_up_failures = 0;
@@ -466,7 +465,12 @@ impl Viewer {
                     };
                     match rx.recv().await {
                         Ok(live) => {
-                            if self.boundary.is_some_and(|b| !live.pos.is_after(&b))
+                            let too_late = self
+                                .filter
+                                .until
+                                .is_some_and(|u| live.pos.realtime.is_some_and(|t| t > u));
+                            if too_late
+                                || self.boundary.is_some_and(|b| !live.pos.is_after(&b))
                                 || self.last_cursor.as_deref() == Some(live.entry.cursor.as_str())
                             {
                                 continue;

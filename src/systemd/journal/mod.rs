@@ -1,8 +1,13 @@
-//! Reading and following the journal through `journalctl --output=json`.
+//! Reading, following and counting the journal.
 //!
-//! No libsystemd binding: every read is a `journalctl` child process (argv only, never a
+//! Entries are read through `journalctl --output=json` children (argv only, never a
 //! shell), and live logs come from one `journalctl --follow` child per distinct filter,
 //! shared by every viewer through a [`tokio::sync::broadcast`] channel ([`JournalHub`]).
+//! Histograms and facet counts read the journal files through libsystemd's sd-journal
+//! in a short-lived child process (`scan`): 15 times faster than parsing journalctl's
+//! JSON (bench/README.md), and a journal file truncated under it (SIGBUS on systemd 252)
+//! ends that child, not the server. Text patterns are compiled with the same PCRE2
+//! library journalctl loads (`pattern`).
 //!
 //! Quirks of journalctl (checked against systemd 252, Debian 12) that shape this module:
 //!
@@ -19,34 +24,132 @@
 //! - JSON output replaces fields longer than 4096 bytes by `null` unless `--all` is given.
 //! - `--since` together with a cursor is refused.
 //! - `--grep` exits with status 1 and no message when nothing matched.
-//! - `--grep` is a PCRE2 pattern with "smart case": all-lowercase patterns match
-//!   case-insensitively. The filter is text (API.md), so its special characters are
-//!   escaped ([`literal_pattern`]): "a(" is no refused pattern, "a.b" no wildcard.
+//! - `--grep` is a PCRE2 pattern with "smart case": patterns without an upper-case letter
+//!   match case-insensitively. A literal filter's special characters are escaped
+//!   ([`literal_pattern`]): "a(" is no refused pattern, "a.b" no wildcard.
+//! - `--reverse --cursor=C` walks backwards from C, C included if it matches.
+//! - `--unit`, `--identifier`, `--priority`, `--boot` and positional `FIELD=VALUE`
+//!   matches are ANDed; `+` between positional matches is an OR of everything on either
+//!   side (so an invocation's two fields repeat the other matches, `args`).
 
 mod args;
+mod boots;
 mod entry;
 mod follow;
+mod pattern;
 mod read;
+pub mod scan;
+mod sdjournal;
 
 pub use args::literal_pattern;
+pub use boots::{Boot, list_boots};
+pub use entry::format_time;
 pub use follow::JournalHub;
-pub use read::read;
+pub use pattern::{Pattern, PatternError};
+pub use read::{Start, read};
 
-/// Which entries to show. `unit` must already be a validated full unit name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Which entries to show. Every value is validated ([`check_filter`]) before it reaches
+/// journalctl or sd-journal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct LogFilter {
-    /// Full unit names, e.g. `foo.service`: entries of any of them.
+    /// Full unit names, e.g. `foo.service`: entries of any of them (journalctl's `--unit`,
+    /// which also takes systemd's and coredumps' messages about the unit). Empty: every
+    /// entry.
     pub units: Vec<String>,
     /// 0..=7: keep this level and the more severe ones.
     pub priority: Option<u8>,
-    /// Text in the message (all lower case: any case). Empty means none.
-    pub grep: Option<String>,
+    /// Text (or a pattern) in the message. Empty text means none.
+    pub grep: Option<TextFilter>,
     /// Invocation ID (32 hex characters): only that run of the unit.
     pub invocation: Option<String>,
-    /// Anything journalctl's `--since=` accepts. Applies to tail reads and backlogs only:
-    /// reads after a cursor and live entries ignore it.
-    pub since: Option<String>,
+    /// SYSLOG_IDENTIFIER (journalctl's `--identifier`).
+    pub identifier: Option<String>,
+    /// A boot ID (32 hex characters).
+    pub boot: Option<String>,
+    /// `FIELD=VALUE` matches: values of one field are ORed, fields ANDed (journalctl's
+    /// positional matches).
+    pub matches: Vec<FieldMatch>,
+    /// Entries that have any of these `FIELD=VALUE` are left out (journalctl has no
+    /// negative match: they are dropped after reading).
+    pub excludes: Vec<FieldMatch>,
+    /// µs since the epoch: entries at or after it. Tail reads and backlogs pass it to
+    /// journalctl; reads from a cursor drop what is outside; live entries are newer.
+    pub since: Option<u64>,
+    /// µs since the epoch: entries at or before it; later live entries are not sent.
+    pub until: Option<u64>,
 }
+
+/// How a text filter treats case (journalctl's `--case-sensitive`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Case {
+    /// journalctl's "smart case": case-insensitive unless the pattern has an upper-case
+    /// letter (A-Z).
+    #[default]
+    Auto,
+    Insensitive,
+    Sensitive,
+}
+
+/// A filter on MESSAGE: literal text, or a PCRE2 pattern as journalctl's `--grep` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct TextFilter {
+    pub text: String,
+    /// `text` is a PCRE2 pattern; otherwise it is matched literally.
+    pub regex: bool,
+    pub case: Case,
+}
+
+impl TextFilter {
+    /// The PCRE2 pattern: `text` itself, or with its special characters escaped.
+    pub fn pattern(&self) -> String {
+        if self.regex {
+            self.text.clone()
+        } else {
+            literal_pattern(&self.text)
+        }
+    }
+}
+
+/// `FIELD=VALUE`, a journal field and one of its values.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct FieldMatch {
+    pub field: String,
+    pub value: String,
+}
+
+impl FieldMatch {
+    /// `FIELD=VALUE` as journalctl and sd-journal take it.
+    pub fn to_arg(&self) -> String {
+        format!("{}={}", self.field, self.value)
+    }
+}
+
+/// Is `name` a journal field one may match or count: `A-Z`, `0-9` and `_`, not starting
+/// with a digit or with `__` (cursor, timestamps: not matchable), at most 64 characters
+/// (sd-journal's `journal_field_valid`).
+pub fn is_valid_field_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with("__")
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// [`is_valid_field_name`] as a regular expression, for the OpenAPI document.
+pub const FIELD_NAME_PATTERN: &str = "([A-Z][A-Z0-9_]{0,63}|_[A-Z0-9][A-Z0-9_]{0,62}|_)";
 
 /// One journal entry, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -143,25 +246,58 @@ const CURSOR_FIELDS: [(&str, std::ops::RangeInclusive<usize>); 6] = [
 pub const CURSOR_PATTERN: &str = "s=[0-9a-fA-F]{32};i=[0-9a-fA-F]{1,16};b=[0-9a-fA-F]{32};\
     m=[0-9a-fA-F]{1,16};t=[0-9a-fA-F]{1,16};x=[0-9a-fA-F]{1,16}";
 
+fn is_id128(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn check_filter(filter: &LogFilter) -> Result<(), JournalError> {
     let bad = |what: &str| Err(JournalError::Failed(format!("invalid {what}")));
     // Full unit names, `-.slice` (the root slice) included: each goes in as
     // `--unit=NAME`, so a leading `-` is no option.
-    if filter.units.is_empty()
-        || !filter
-            .units
-            .iter()
-            .all(|u| super::names::is_valid_unit_name(u))
+    if !filter
+        .units
+        .iter()
+        .all(|u| super::names::is_valid_unit_name(u))
     {
         return bad("unit name");
     }
     if filter.priority.is_some_and(|p| p > 7) {
         return bad("priority");
     }
-    if let Some(id) = &filter.invocation
-        && !(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-    {
+    if filter.invocation.as_deref().is_some_and(|id| !is_id128(id)) {
         return bad("invocation id");
+    }
+    if filter.boot.as_deref().is_some_and(|id| !is_id128(id)) {
+        return bad("boot id");
+    }
+    // Values go in as `--identifier=V`, `--grep=V` or `FIELD=V`: one argv entry each,
+    // never an option; only a NUL cannot be passed.
+    let texts = filter
+        .identifier
+        .iter()
+        .chain(filter.grep.iter().map(|g| &g.text))
+        .chain(
+            filter
+                .matches
+                .iter()
+                .chain(&filter.excludes)
+                .map(|m| &m.value),
+        );
+    if texts.into_iter().any(|t| t.contains('\0')) || filter.identifier.as_deref() == Some("") {
+        return bad("text");
+    }
+    if !filter
+        .matches
+        .iter()
+        .chain(&filter.excludes)
+        .all(|m| is_valid_field_name(&m.field))
+    {
+        return bad("field name");
+    }
+    if let (Some(since), Some(until)) = (filter.since, filter.until)
+        && since > until
+    {
+        return bad("time range");
     }
     Ok(())
 }

@@ -3,39 +3,61 @@
 use tokio::io::BufReader;
 
 use super::args::{Mode, build_args, spawn_journalctl};
-use super::entry::{LineReader, RawEntry, drain_stderr, first_text};
+use super::entry::{CursorPos, LineReader, RawEntry, drain_stderr, first_text};
 use super::{JournalError, LogEntry, LogFilter, check_filter, validate_cursor};
 
-/// Entries of `filter`, oldest first.
+/// Where a read starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start<'a> {
+    /// The newest entries.
+    Newest,
+    /// The entries strictly after this cursor.
+    After(&'a str),
+    /// The entries strictly before this cursor.
+    Before(&'a str),
+}
+
+/// At most `lines` entries of `filter` within its time range, oldest first: the newest
+/// ones, the first ones after a cursor, or the last ones before a cursor.
 ///
-/// - Without `after_cursor`: the last `lines` matching entries (since `filter.since`).
-/// - With `after_cursor`: the first `lines` matching entries strictly after that cursor
-///   (`filter.since` is ignored: journalctl refuses both).
-///
-/// An invalid `since` or cursor gives [`JournalError::Failed`] with journalctl's message. Dropping the future kills the journalctl child.
+/// An invalid cursor gives [`JournalError::Failed`] with journalctl's message. Dropping
+/// the future kills the journalctl child.
 pub async fn read(
     filter: &LogFilter,
     lines: usize,
-    after_cursor: Option<&str>,
+    start: Start<'_>,
 ) -> Result<Vec<LogEntry>, JournalError> {
     check_filter(filter)?;
     if lines == 0 {
         return Ok(Vec::new());
     }
-    let grep = filter.grep.as_deref().is_some_and(|g| !g.is_empty());
-    let (args, want) = match after_cursor {
-        None => (build_args(filter, Mode::Tail(lines)), lines),
-        Some(cursor) => {
+    let grep = filter.grep.as_ref().is_some_and(|g| !g.text.is_empty());
+    // What is dropped after reading must not count towards journalctl's --lines.
+    let drops = !filter.excludes.is_empty();
+    let (args, want, cursor) = match start {
+        Start::Newest => (
+            build_args(filter, Mode::Tail((!drops).then_some(lines))),
+            lines,
+            None,
+        ),
+        Start::After(cursor) | Start::Before(cursor) => {
             if !validate_cursor(cursor) {
                 return Err(JournalError::Failed("invalid cursor".into()));
             }
             // +1: the cursor's own entry comes first when it matches, and is dropped.
             let want = lines.saturating_add(1);
-            // --grep with --lines walks backwards: stop reading ourselves instead.
-            let limit = (!grep).then_some(want);
-            (build_args(filter, Mode::From(cursor, limit)), want)
+            let mode = if matches!(start, Start::Before(_)) {
+                Mode::Before(cursor)
+            } else {
+                // --grep with --lines walks backwards, and entries before `since` are
+                // dropped here: stop reading ourselves instead.
+                let limit = !(grep || drops || filter.since.is_some());
+                Mode::From(cursor, limit.then_some(want))
+            };
+            (build_args(filter, mode), want, Some(cursor))
         }
     };
+    let backwards = !matches!(start, Start::After(_));
     let mut child = spawn_journalctl(&args)?;
     let stderr = child.stderr.take();
     let stdout = child
@@ -43,12 +65,31 @@ pub async fn read(
         .take()
         .ok_or_else(|| JournalError::Failed("no stdout".into()))?;
     let collect = async {
-        let mut reader = LineReader::new(BufReader::with_capacity(64 * 1024, stdout));
+        let mut reader = LineReader::new(BufReader::with_capacity(64 * 1024, stdout))
+            .excluding(&filter.excludes);
         let mut entries = Vec::new();
         let mut killed = false;
         loop {
             match reader.next_entry().await {
                 Ok(Some(entry)) => {
+                    // journalctl applies the time range only without a cursor.
+                    let t = CursorPos::parse(&entry.cursor).realtime.unwrap_or(0);
+                    let (before, after) = (
+                        filter.since.is_some_and(|s| t < s),
+                        filter.until.is_some_and(|u| t > u),
+                    );
+                    let (skip, past_the_end) = match (cursor, backwards) {
+                        (None, _) => (false, false),
+                        (Some(_), false) => (before, after),
+                        (Some(_), true) => (after, before),
+                    };
+                    if past_the_end {
+                        killed = child.start_kill().is_ok();
+                        break;
+                    }
+                    if skip {
+                        continue;
+                    }
                     entries.push(entry);
                     if entries.len() >= want {
                         killed = child.start_kill().is_ok();
@@ -74,14 +115,14 @@ pub async fn read(
         };
         return Err(JournalError::Failed(msg));
     }
-    match after_cursor {
-        None => entries.reverse(),
-        Some(cursor) => {
-            if entries.first().is_some_and(|e| e.cursor == cursor) {
-                entries.remove(0);
-            }
-            entries.truncate(lines);
+    if let Some(cursor) = cursor {
+        if entries.first().is_some_and(|e| e.cursor == cursor) {
+            entries.remove(0);
         }
+        entries.truncate(lines);
+    }
+    if backwards {
+        entries.reverse();
     }
     Ok(entries)
 }

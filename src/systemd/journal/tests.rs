@@ -1,7 +1,7 @@
 //! Tests of the journal module: parsing, cursors, arguments, filters, line reading.
 
 use super::args::{Mode, build_args};
-use super::entry::{format_time, parse_entry};
+use super::entry::{self, format_time, parse_entry};
 use super::*;
 
 pub(super) const CURSOR: &str = "s=7ae8dbdf89fa4e67b34961f708e2cd24;i=ca;b=b5a7169e314b4dec9fd47955771ce375;m=f485dcd;t=661531d9a1133;x=501148b9228078c3";
@@ -161,9 +161,14 @@ pub(super) fn filter() -> LogFilter {
     LogFilter {
         units: vec!["foo.service".into()],
         priority: Some(4),
-        grep: Some("a (b)".into()),
+        grep: Some(TextFilter {
+            text: "a (b)".into(),
+            regex: false,
+            case: Case::Auto,
+        }),
         invocation: Some("0fa83c77af2c48d2981d21c42034cc16".into()),
-        since: Some("-1h".into()),
+        since: Some(1_796_566_200_000_001),
+        ..LogFilter::default()
     }
 }
 
@@ -179,7 +184,7 @@ fn text_filters_are_literal_patterns() {
 
 #[test]
 fn arguments_are_separate_argv_entries() {
-    let args = build_args(&filter(), Mode::Tail(10));
+    let args = build_args(&filter(), Mode::Tail(Some(10)));
     let tail: Vec<&str> = args.iter().skip(5).map(String::as_str).collect();
     assert_eq!(
         tail,
@@ -187,7 +192,7 @@ fn arguments_are_separate_argv_entries() {
             "--unit=foo.service",
             "--priority=4",
             "--grep=a \\(b\\)",
-            "--since=-1h",
+            "--since=@1796566200.000001",
             "--reverse",
             "--lines=10",
             "_SYSTEMD_INVOCATION_ID=0fa83c77af2c48d2981d21c42034cc16",
@@ -210,6 +215,15 @@ fn arguments_are_separate_argv_entries() {
         "journalctl refuses both"
     );
     assert!(args.contains(&"--lines=5".to_string()));
+    let args = build_args(&filter(), Mode::Before("s=1;i=2"));
+    assert!(
+        args.contains(&"--cursor=s=1;i=2".to_string()) && args.contains(&"--reverse".to_string())
+    );
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.starts_with("--since") || a.starts_with("--lines"))
+    );
     let args = build_args(&filter(), Mode::Follow(Some("s=1;i=2")));
     assert!(args.contains(&"--follow".to_string()));
     assert!(
@@ -220,56 +234,169 @@ fn arguments_are_separate_argv_entries() {
     let args = build_args(&filter(), Mode::Follow(None));
     assert!(args.contains(&"--no-tail".to_string()));
     let plain = LogFilter {
-        grep: Some(String::new()),
+        units: Vec::new(),
+        grep: None,
         priority: None,
         invocation: None,
         since: None,
         ..filter()
     };
-    let args = build_args(&plain, Mode::Tail(1));
-    assert!(
-        !args
-            .iter()
-            .any(|a| a.starts_with("--grep") || a.starts_with("--priority") || a == "+")
+    let args = build_args(&plain, Mode::Tail(Some(1)));
+    assert!(!args.iter().any(|a| a.starts_with("--grep")
+        || a.starts_with("--priority")
+        || a.starts_with("--unit")
+        || a == "+"));
+}
+
+#[test]
+fn every_filter_becomes_an_option_value_or_a_match() {
+    let all = LogFilter {
+        identifier: Some("-x".into()),
+        boot: Some("0123456789abcdef0123456789abcdef".into()),
+        grep: Some(TextFilter {
+            text: "a(".into(),
+            regex: true,
+            case: Case::Insensitive,
+        }),
+        matches: vec![FieldMatch {
+            field: "_COMM".into(),
+            value: "sh".into(),
+        }],
+        excludes: vec![FieldMatch {
+            field: "CODE_LINE".into(),
+            value: "1".into(),
+        }],
+        until: Some(1_796_566_300_000_000),
+        ..filter()
+    };
+    let args = build_args(&all, Mode::Tail(None));
+    for expected in [
+        "--identifier=-x",
+        "--boot=0123456789abcdef0123456789abcdef",
+        "--grep=a(",
+        "--case-sensitive=no",
+        "--until=@1796566300.000000",
+        "--output-fields=MESSAGE,PRIORITY,SYSLOG_IDENTIFIER,_PID,_COMM,_SYSTEMD_INVOCATION_ID,\
+         INVOCATION_ID,UNIT,_SYSTEMD_UNIT,__CURSOR,__REALTIME_TIMESTAMP,CODE_LINE",
+    ] {
+        assert!(
+            args.contains(&expected.to_string()),
+            "{expected} in {args:?}"
+        );
+    }
+    assert!(!args.iter().any(|a| a.starts_with("--lines")), "{args:?}");
+    // The invocation's OR keeps the other matches on both sides.
+    assert_eq!(
+        &args[args.len() - 5..],
+        [
+            "_COMM=sh",
+            "_SYSTEMD_INVOCATION_ID=0fa83c77af2c48d2981d21c42034cc16",
+            "+",
+            "_COMM=sh",
+            "INVOCATION_ID=0fa83c77af2c48d2981d21c42034cc16",
+        ]
     );
+}
+
+#[test]
+fn excluded_entries_are_recognised_by_any_value() {
+    let excludes = [FieldMatch {
+        field: "_COMM".into(),
+        value: "sh".into(),
+    }];
+    assert!(entry::is_excluded(&line(r#","_COMM":"sh""#), &excludes));
+    assert!(entry::is_excluded(
+        &line(r#","_COMM":["bash","sh"]"#),
+        &excludes
+    ));
+    assert!(
+        entry::is_excluded(&line(r#","_COMM":[115,104]"#), &excludes),
+        "bytes"
+    );
+    assert!(!entry::is_excluded(&line(r#","_COMM":"shell""#), &excludes));
+    assert!(!entry::is_excluded(&line(""), &excludes));
+    assert!(!entry::is_excluded(&line(r#","_COMM":"sh""#), &[]));
+}
+
+#[test]
+fn field_names_are_the_journals() {
+    let pattern = regex::Regex::new(&format!("^{FIELD_NAME_PATTERN}$")).unwrap();
+    for (name, valid) in [
+        ("_SYSTEMD_UNIT", true),
+        ("PRIORITY", true),
+        ("_", true),
+        ("A1_", true),
+        ("__CURSOR", false),
+        ("1ABC", false),
+        ("_1", true),
+        ("lower", false),
+        ("", false),
+        ("A B", false),
+        (&"A".repeat(64), true),
+        (&"A".repeat(65), false),
+    ] {
+        assert_eq!(is_valid_field_name(name), valid, "{name:?}");
+        assert_eq!(pattern.is_match(name), valid, "pattern {name:?}");
+    }
 }
 
 #[test]
 fn filters_are_checked() {
     assert!(check_filter(&filter()).is_ok());
     assert!(
-        check_filter(&LogFilter {
+        check_filter(&LogFilter::default()).is_ok(),
+        "the whole journal"
+    );
+    let bad = [
+        LogFilter {
             units: vec!["-.slice".into()],
             ..filter()
-        })
-        .is_ok()
-    );
-    assert!(
-        check_filter(&LogFilter {
+        },
+        LogFilter {
             priority: Some(8),
             ..filter()
-        })
-        .is_err()
-    );
-    assert!(
-        check_filter(&LogFilter {
+        },
+        LogFilter {
             invocation: Some("xyz".into()),
             ..filter()
-        })
-        .is_err()
-    );
-    assert!(
-        check_filter(&LogFilter {
+        },
+        LogFilter {
             units: vec!["--all".into()],
             ..filter()
-        })
-        .is_err()
-    );
-    assert!(
-        check_filter(&LogFilter {
+        },
+        LogFilter {
             units: vec![String::new()],
             ..filter()
-        })
-        .is_err()
-    );
+        },
+        LogFilter {
+            boot: Some("-1".into()),
+            ..filter()
+        },
+        LogFilter {
+            identifier: Some(String::new()),
+            ..filter()
+        },
+        LogFilter {
+            matches: vec![FieldMatch {
+                field: "bad".into(),
+                value: "x".into(),
+            }],
+            ..filter()
+        },
+        LogFilter {
+            excludes: vec![FieldMatch {
+                field: "A".into(),
+                value: "x\0".into(),
+            }],
+            ..filter()
+        },
+        LogFilter {
+            until: Some(1),
+            ..filter()
+        },
+    ];
+    assert!(check_filter(&bad[0]).is_ok(), "the root slice");
+    for (i, f) in bad.iter().enumerate().skip(1) {
+        assert!(check_filter(f).is_err(), "{i}: {f:?}");
+    }
 }
