@@ -53,8 +53,10 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "unitdeck=info,tower_http=warn".into()),
         )
-        // journald adds its own timestamps and reads stderr just as well.
+        // journald adds its own timestamps and reads stderr just as well; colours only on
+        // a terminal (in the journal they were escape sequences in every line).
         .without_time()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
