@@ -670,7 +670,11 @@ const PAGES: &[(&str, &str, &str)] = &[
     ("unit", "/units/counter.service", ".log .log-line"),
     ("unit-form", "/units/new", "form.unit-form #command"),
     ("ports", "/ports", ".port-strip .port"),
-    ("logs", "/logs?units=counter.service", ".log .log-line"),
+    (
+        "logs",
+        "/logs?units=counter.service",
+        "#log-summary svg.hist",
+    ),
     ("audit", "/audit", "main h1"),
     ("settings", "/settings", "#token-name"),
 ];
@@ -983,4 +987,363 @@ async fn https_login_with_the_self_signed_certificate() {
     wait_row_state(&b, DEMO_ROW, "inactive", "a stop shown live over HTTPS").await;
     let violations = b.csp_violations().await;
     assert!(violations.is_empty(), "CSP violations: {violations:#?}");
+}
+
+/// A unit logging forever: an error every fifth line, else info, four lines a second.
+const CHATTY_UNIT: &str = "[Service]\nExecStart=/bin/sh -c 'i=0; while :; do i=$$((i+1)); \
+    if [ $$((i % 5)) -eq 0 ]; then echo \"<3>chatty error $$i\"; else echo \"<6>chatty info $$i\"; fi; \
+    sleep 0.25; done'\n";
+const OTHER_UNIT: &str = "[Service]\nExecStart=/bin/sh -c 'i=0; while :; do i=$$((i+1)); echo \"other tick $$i\"; sleep 0.3; done'\n";
+/// 500 numbered lines at once, for paging back.
+const BURST_UNIT: &str = "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'i=1; while [ $$i -le 500 ]; do \
+    echo \"burst $$i\"; i=$$((i+1)); done; sleep 0.2'\n";
+
+/// The lines shown: (cursor, unit, time, text).
+async fn explorer_lines(b: &Browser) -> Vec<(String, String, String, String)> {
+    let v = b
+        .js(
+            "return [...document.querySelectorAll('.log .log-line')].map(l => [l.dataset.cursor, \
+               (l.querySelector('a.unit') || {}).textContent || '', l.querySelector('.ts').title, l.textContent])",
+            vec![],
+        )
+        .await;
+    serde_json::from_value(v).unwrap()
+}
+
+/// The numbers of the `burst N` lines shown.
+async fn burst_numbers(b: &Browser) -> Vec<u64> {
+    let v = b
+        .js(
+            "return [...document.querySelectorAll('.log .log-line')] \
+               .map(l => (l.textContent.match(/burst (\\d+)$/) || [])[1]).filter(Boolean).map(Number)",
+            vec![],
+        )
+        .await;
+    serde_json::from_value(v).unwrap()
+}
+
+/// Waits for the explorer's parts: the histogram, the facets, and at least one line.
+async fn wait_explorer(b: &Browser) {
+    b.wait_for("#log-summary svg.hist a.bar").await;
+    b.wait_for("#log-summary .facets details.facet").await;
+    b.wait_for(".log .log-line").await;
+}
+
+/// Waits for the explorer zoomed to `since`..`until` (a bar tapped, bars dragged).
+async fn wait_zoomed(b: &Browser, since: &str, until: &str) {
+    b.wait_js(
+        "a zoomed range in the URL",
+        WAIT,
+        "return location.search.includes('until=')",
+    )
+    .await;
+    assert_eq!(url_param(b, "since").await.as_deref(), Some(since));
+    assert_eq!(url_param(b, "until").await.as_deref(), Some(until));
+    wait_explorer(b).await;
+}
+
+/// A query parameter of the page's URL.
+async fn url_param(b: &Browser, name: &str) -> Option<String> {
+    let url = reqwest::Url::parse(&b.current_url().await).unwrap();
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+async fn explorer(screen: Screen) {
+    let sb = Sandbox::start();
+    for (name, text) in [
+        ("chatty.service", CHATTY_UNIT),
+        ("other.service", OTHER_UNIT),
+        ("burst.service", BURST_UNIT),
+    ] {
+        sb.write(&format!("/etc/systemd/system/{name}"), text);
+    }
+    sb.sh("systemctl daemon-reload && systemctl start chatty.service other.service burst.service");
+    let base = sb.base_url();
+    let b = Browser::start(screen).await;
+    login(&b, &base).await;
+
+    // --- the last 15 minutes, live: both units' lines --------------------------------------
+    b.goto(&format!("{base}/logs?range=15min")).await;
+    wait_explorer(&b).await;
+    b.wait_js(
+        "lines of both units",
+        WAIT,
+        "const u = [...document.querySelectorAll('.log .log-line a.unit')].map(a => a.textContent); \
+         return u.includes('chatty.service') && u.includes('other.service')",
+    )
+    .await;
+    assert!(
+        b.find(".log")
+            .await
+            .attr("sse-connect")
+            .await
+            .unwrap()
+            .is_some(),
+        "live"
+    );
+    check_page(&b, &format!("explorer-{}", screen.label())).await;
+
+    // --- a facet value narrows the lines to it -------------------------------------------------
+    let chatty = "#log-summary a.facet-in[href*='match=_SYSTEMD_UNIT%3Dchatty.service']";
+    if !b
+        .js(
+            &format!("return document.querySelector(\"{chatty}\").closest('details').open"),
+            vec![],
+        )
+        .await
+        .as_bool()
+        .unwrap()
+    {
+        // Folded on a phone: open the field first.
+        b.click("#log-summary details.facet:first-child > summary")
+            .await;
+    }
+    b.click(chatty).await;
+    b.wait_js(
+        "the facet in the URL",
+        WAIT,
+        "return location.search.includes('match=_SYSTEMD_UNIT%3Dchatty.service')",
+    )
+    .await;
+    wait_explorer(&b).await;
+    b.wait_js(
+        "a chip for the filter",
+        WAIT,
+        "return [...document.querySelectorAll('.filter-chips .chip')].some(c => c.textContent.includes('_SYSTEMD_UNIT=chatty.service'))",
+    )
+    .await;
+    let lines = explorer_lines(&b).await;
+    assert!(!lines.is_empty());
+    assert!(
+        lines.iter().all(|(_, unit, ..)| unit == "chatty.service"),
+        "only chatty.service: {lines:?}"
+    );
+
+    // --- zoom: a tap on a bar shows its bucket, lines of that time only -------------------------
+    let bar = b
+        .js(
+            "const bars = [...document.querySelectorAll('svg.hist a.bar')]; \
+             return bars.map((a, i) => a.querySelectorAll('rect:not(.hit)').length ? i : -1).filter(i => i >= 0).pop() + 1",
+            vec![],
+        )
+        .await
+        .as_u64()
+        .expect("a bar with entries");
+    let bar_css = format!("svg.hist a.bar:nth-of-type({bar})");
+    let (since, until) = (
+        b.find(&bar_css)
+            .await
+            .attr("data-since")
+            .await
+            .unwrap()
+            .unwrap(),
+        b.find(&bar_css)
+            .await
+            .attr("data-until")
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    b.click(&bar_css).await;
+    wait_zoomed(&b, &since, &until).await;
+    let shown = b
+        .js(
+            "return document.querySelector('.hist-head span').title",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        shown,
+        json!(format!("{since} – {until}")),
+        "the histogram of the bucket"
+    );
+    assert!(
+        b.find(".log")
+            .await
+            .attr("sse-connect")
+            .await
+            .unwrap()
+            .is_none(),
+        "a past range is not live"
+    );
+    let lines = explorer_lines(&b).await;
+    assert!(!lines.is_empty(), "the bar had entries");
+    for (_, unit, time, _) in &lines {
+        assert!(
+            *time >= since && *time <= until && unit == "chatty.service",
+            "{time} {unit} outside {since}..{until}"
+        );
+    }
+
+    // --- highlight: matches marked, no line hidden ---------------------------------------------
+    b.find("input[name=grep]")
+        .await
+        .send_keys("error")
+        .await
+        .unwrap();
+    b.click("label.check:has(input[name=mode])").await;
+    b.wait_js(
+        "highlight in the URL",
+        WAIT,
+        "return location.search.includes('mode=highlight') && location.search.includes('grep=error')",
+    )
+    .await;
+    wait_explorer(&b).await;
+    let highlighted = explorer_lines(&b).await;
+    assert_eq!(
+        highlighted.iter().map(|l| &l.0).collect::<Vec<_>>(),
+        lines.iter().map(|l| &l.0).collect::<Vec<_>>(),
+        "the same lines"
+    );
+    let marks = b
+        .js(
+            "return [...document.querySelectorAll('.log mark')].map(m => m.textContent)",
+            vec![],
+        )
+        .await;
+    let marks: Vec<String> = serde_json::from_value(marks).unwrap();
+    assert!(
+        !marks.is_empty() && marks.iter().all(|m| m == "error"),
+        "{marks:?}"
+    );
+    assert!(
+        highlighted.iter().any(|l| l.3.contains("info")),
+        "info lines stay"
+    );
+    check_page(&b, &format!("explorer-zoomed-{}", screen.label())).await;
+
+    // --- the URL is the view: a fresh browser shows the same --------------------------------------
+    let url = b.current_url().await;
+    let head = b
+        .js(
+            "return document.querySelector('.hist-head').textContent",
+            vec![],
+        )
+        .await;
+    let other = Browser::start(screen).await;
+    login(&other, &base).await;
+    other.goto(&url).await;
+    wait_explorer(&other).await;
+    assert_eq!(
+        explorer_lines(&other).await,
+        highlighted,
+        "the same lines from {url}"
+    );
+    assert_eq!(
+        other
+            .js(
+                "return document.querySelector('.hist-head').textContent",
+                vec![]
+            )
+            .await,
+        head
+    );
+    assert_eq!(
+        other
+            .js(
+                "return document.querySelectorAll('.log mark').length",
+                vec![]
+            )
+            .await,
+        json!(marks.len())
+    );
+    assert!(other.csp_violations().await.is_empty());
+    drop(other);
+    // ... and this browser reopens it at /logs.
+    b.goto(&format!("{base}/logs")).await;
+    b.wait_js(
+        "the remembered view",
+        WAIT,
+        &format!("return location.href === {}", json!(url)),
+    )
+    .await;
+    wait_explorer(&b).await;
+
+    // --- older lines as the reader scrolls up ---------------------------------------------------
+    b.goto(&format!(
+        "{base}/logs?range=15min&follow=off&match=_SYSTEMD_UNIT%3Dburst.service"
+    ))
+    .await;
+    wait_explorer(&b).await;
+    assert_eq!(
+        burst_numbers(&b).await,
+        (301..=500).collect::<Vec<_>>(),
+        "the newest 200"
+    );
+    for _ in 0..10 {
+        if burst_numbers(&b).await.first() == Some(&1) {
+            break;
+        }
+        b.js(
+            "const l = document.querySelector('.log'); l.scrollTop = 0; l.dispatchEvent(new Event('scroll')); return true",
+            vec![],
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        burst_numbers(&b).await,
+        (1..=500).collect::<Vec<_>>(),
+        "every line once, in order"
+    );
+
+    // --- a drag across bars zooms to them (mouse) ------------------------------------------------
+    if !screen.mobile {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+        b.goto(&format!("{base}/logs?range=15min")).await;
+        wait_explorer(&b).await;
+        let first = b.find("svg.hist a.bar:nth-of-type(56)").await;
+        let since = first.attr("data-since").await.unwrap().unwrap();
+        let until = b
+            .find("svg.hist a.bar:nth-of-type(60)")
+            .await
+            .attr("data-until")
+            .await
+            .unwrap()
+            .unwrap();
+        let width = b
+            .js(
+                "return document.querySelector('svg.hist a.bar:nth-of-type(60)').getBoundingClientRect().left - \
+                 document.querySelector('svg.hist a.bar:nth-of-type(56)').getBoundingClientRect().left",
+                vec![],
+            )
+            .await
+            .as_f64()
+            .unwrap();
+        let drag = MouseActions::new("mouse".into())
+            .then(PointerAction::MoveToElement {
+                element: first,
+                duration: None,
+                x: 0.0,
+                y: 0.0,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::MoveBy {
+                duration: Some(Duration::from_millis(200)),
+                x: width,
+                y: 0.0,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        b.client.perform_actions(drag).await.unwrap();
+        wait_zoomed(&b, &since, &until).await;
+    }
+
+    let violations = b.csp_violations().await;
+    assert!(violations.is_empty(), "CSP violations: {violations:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn journal_explorer_on_a_phone() {
+    explorer(PHONE).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn journal_explorer_on_a_desktop() {
+    explorer(DESKTOP).await;
 }

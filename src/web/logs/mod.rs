@@ -115,7 +115,7 @@ struct LogLine<'a> {
     /// The entry's unit, shown (linked) in merged views.
     unit: Option<&'a str>,
     unit_href: String,
-    /// The unit page filtered to the entry's run.
+    /// The unit page filtered to the entry's run (merged views).
     run_href: Option<String>,
     parts: Vec<(&'a str, bool)>,
 }
@@ -382,20 +382,20 @@ mod tests {
     fn lines_are_escaped_and_linked() {
         let e = entry();
         let html = render_line(&e, false, None);
-        assert!(!html.contains("class=\"unit\""), "{html}");
+        assert!(!html.contains("<a "), "the unit page links neither: {html}");
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&#60;script&#62;"), "{html}");
         assert!(html.contains("data-prio=\"3\""));
         assert!(html.contains("09:13:20.123"));
         assert!(!html.contains('\n'));
         // The run: the unit page filtered to the invocation.
+        let merged = render_line(&e, true, None);
         assert!(
-            html.contains(
+            merged.contains(
                 "href=\"/units/a%3Cb%3E.service?invocation=0fa83c77af2c48d2981d21c42034cc16#logs\""
             ),
-            "{html}"
+            "{merged}"
         );
-        let merged = render_line(&e, true, None);
         assert!(
             merged.contains(
                 "<a class=\"unit\" href=\"/units/a%3Cb%3E.service\">a&#60;b&#62;.service</a>"
