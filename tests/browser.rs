@@ -1085,6 +1085,24 @@ async fn explorer(screen: Screen) {
     );
     check_page(&b, &format!("explorer-{}", screen.label())).await;
 
+    // --- pause and follow again ---------------------------------------------------------------
+    b.click(".lines-head a.btn[href*='follow=off']").await;
+    b.wait_js(
+        "paused",
+        WAIT,
+        "return location.search.includes('follow=off') && !!document.querySelector('.log .log-line') && \
+           !document.querySelector('.log[sse-connect]')",
+    )
+    .await;
+    b.click(".lines-head a.btn").await;
+    b.wait_js(
+        "live again",
+        WAIT,
+        "return !location.search.includes('follow=off') && !!document.querySelector('.log[sse-connect]')",
+    )
+    .await;
+    wait_explorer(&b).await;
+
     // --- a facet value narrows the lines to it -------------------------------------------------
     let chatty = "#log-summary a.facet-in[href*='match=_SYSTEMD_UNIT%3Dchatty.service']";
     if !b
@@ -1260,6 +1278,34 @@ async fn explorer(screen: Screen) {
     )
     .await;
     wait_explorer(&b).await;
+
+    // --- a line's run: the unit page, filtered to that run ---------------------------------------
+    let run = b
+        .find(".log .log-line a.run")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let invocation = run
+        .split("invocation=")
+        .nth(1)
+        .and_then(|r| r.split('#').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(invocation, sb.show("chatty.service", "InvocationID"));
+    b.click(".log .log-line a.run").await;
+    b.wait_js(
+        "the unit page of the run",
+        WAIT,
+        &format!(
+            "return location.pathname === '/units/chatty.service' && \
+               !!document.querySelector('#logs input[name=invocation][value=\"{invocation}\"]:checked') && \
+               document.querySelector('#logview .log').getAttribute('sse-connect').includes('invocation={invocation}')"
+        ),
+    )
+    .await;
+    b.wait_for("#logview .log .log-line").await;
 
     // --- older lines as the reader scrolls up ---------------------------------------------------
     b.goto(&format!(

@@ -603,6 +603,30 @@ async fn text_filters_literal_regex_case_and_highlight() {
         !filtered.contains("plain") && !filtered.contains("<mark>"),
         "{filtered}"
     );
+    // So does the unit page's log panel, with its time range.
+    let unit = api
+        .get("/ui/units/words.service/logview?grep=abc&mode=highlight&range=24h")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        unit.contains("sse-connect=\"/ui/units/words.service/logs/stream?grep=abc&#38;mode=highlight&#38;range=24h\"")
+            && unit.contains("data-older=\"/ui/units/words.service/logs/lines?"),
+        "{unit}"
+    );
+    let html = api
+        .get("/ui/units/words.service/logs/lines?grep=abc&mode=highlight&range=24h")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<mark>abc</mark>")
+            && html.contains("<mark>ABC</mark>")
+            && html.contains("plain"),
+        "{html}"
+    );
     // The live view highlights too.
     let mut sse = SseReader::new(
         api.get("/ui/logs/stream?units=words.service&grep=%5Cd&regex=true&mode=highlight&lines=20&range=all")
