@@ -21,7 +21,10 @@ mod common;
 use std::time::Duration;
 
 use common::browser::{Browser, DESKTOP, PHONE, Screen, WAIT};
+use common::proxy::{Prefix, Proxy};
 use common::{PASSWORD, Sandbox};
+use fantoccini::Locator;
+use fantoccini::key::Key;
 use serde_json::{Value, json};
 
 const DEMO: &str = "demo.service";
@@ -198,7 +201,7 @@ async fn wait_row_state_or_say(
         let api = b
             .js(
                 "const r = document.querySelector(arguments[0]); if (!r) return null; \
-                 const x = new XMLHttpRequest(); x.open('GET', '/api/v1/units/' + r.dataset.name, false); \
+                 const x = new XMLHttpRequest(); x.open('GET', 'api/v1/units/' + r.dataset.name, false); \
                  x.send(); return x.status + ' ' + x.responseText",
                 vec![json!(row)],
             )
@@ -211,6 +214,213 @@ async fn wait_row_state_or_say(
              unitdeck says: {api}\nstream events: {sse:#}\n{}",
             context()
         );
+    }
+}
+
+/// Pins counter.service with its row's button: the row moves to the top, says so, keeps
+/// the keyboard on its button, and is first again after a reload.
+async fn pin_counter(b: &Browser) {
+    const ROW: &str = "#u-counter_2eservice";
+    mark(b).await;
+    b.click(&format!("{ROW} .pin[aria-pressed=false]")).await;
+    let first = format!(
+        "const r = document.querySelector('.unit-list .unit-row');          return !!r && r.matches('{ROW}[data-pinned]') &&            !!r.querySelector('.pin[aria-pressed=true]')"
+    );
+    b.wait_js("the pinned row first", WAIT, &first).await;
+    wait_toast(b, "ok", "counter.service pinned to the top").await;
+    if !b.screen.mobile {
+        let focused = b
+            .js(
+                &format!("return document.activeElement === document.querySelector('{ROW} .pin')"),
+                vec![],
+            )
+            .await;
+        assert_eq!(focused, json!(true), "the keyboard stays on the pin button");
+    }
+    assert_no_reload(b, "pinning").await;
+    b.client.refresh().await.unwrap();
+    b.wait_for(ROW).await;
+    b.wait_js("the pinned row first after a reload", WAIT, &first)
+        .await;
+}
+
+/// The palette's options as "label|selected" lines.
+async fn palette_options(b: &Browser) -> Vec<String> {
+    let v = b
+        .js(
+            "return [...document.querySelectorAll('#palette-list [role=option]')]                .filter(o => !o.hidden).map(o => o.querySelector('.palette-label').textContent +                  (o.getAttribute('aria-selected') === 'true' ? ' [selected]' : ''))",
+            vec![],
+        )
+        .await;
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Waits until the palette's selected option is `label`.
+async fn wait_palette_selected(b: &Browser, label: &str) {
+    let script = format!(
+        "const o = document.querySelector('#palette-list [aria-selected=true]');          const i = document.querySelector('#palette-input');          return !!o && o.querySelector('.palette-label').textContent === {label} &&            i.getAttribute('aria-activedescendant') === o.id && document.activeElement === i",
+        label = json!(label)
+    );
+    if !b.try_wait_js(WAIT, &script).await {
+        let input = b
+            .js(
+                "const i = document.querySelector('#palette-input');                  return [i.value, i.placeholder, document.activeElement.id]",
+                vec![],
+            )
+            .await;
+        panic!(
+            "the palette never selected {label:?}; it shows {:#?} (input: {input})",
+            palette_options(b).await
+        );
+    }
+}
+
+/// Opens the palette: Ctrl+K on a desktop (or `/`), the Find button on a phone.
+async fn open_palette(b: &Browser, slash: bool) {
+    if b.screen.mobile {
+        b.click(".palette-open").await;
+    } else {
+        let keys = if slash {
+            "/".to_string()
+        } else {
+            Key::Control + "k"
+        };
+        b.find("body").await.send_keys(&keys).await.unwrap();
+    }
+    b.wait_js(
+        "the palette open with its input focused",
+        WAIT,
+        "return document.querySelector('#palette').open && document.activeElement.id === 'palette-input'",
+    )
+    .await;
+}
+
+/// Types into the palette's input (the focused element).
+async fn palette_type(b: &Browser, keys: &str) {
+    b.client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(keys)
+        .await
+        .unwrap();
+}
+
+/// Chooses the option `label`: with the arrow keys and Enter on a desktop, a tap on a phone.
+async fn palette_choose(b: &Browser, label: &str) {
+    if b.screen.mobile {
+        // A tap on it; the list may be redrawn meanwhile (a unit's actions arriving).
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let marked = b
+                .js(
+                    "const o = [...document.querySelectorAll('#palette-list [role=option]')] \
+                       .find(o => o.querySelector('.palette-label').textContent === arguments[0]); \
+                     if (o) o.setAttribute('data-test-choice', ''); return !!o",
+                    vec![json!(label)],
+                )
+                .await;
+            if marked == json!(true)
+                && let Ok(option) = b.client.find(Locator::Css("[data-test-choice]")).await
+                && option.click().await.is_ok()
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no palette option {label:?} to tap: {:#?}",
+                palette_options(b).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let options = palette_options(b).await;
+        if options.iter().any(|o| o == &format!("{label} [selected]")) {
+            break;
+        }
+        if options.iter().any(|o| o == label) {
+            palette_type(b, &Key::Down.to_string()).await;
+        } else {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no palette option {label:?}: {options:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    wait_palette_selected(b, label).await;
+    palette_type(b, &Key::Enter.to_string()).await;
+}
+
+/// The palette, keyboard only on a desktop: find demo.service, stop it (confirmed, as the
+/// button asks), start it again by typing the action, back out with Escape; then follow
+/// counter.service's logs from it.
+async fn palette_flow(b: &Browser, sb: &Sandbox) {
+    mark(b).await;
+    open_palette(b, false).await;
+    palette_type(b, "demo").await;
+    palette_choose(b, DEMO).await;
+    palette_choose(b, &format!("Stop {DEMO}")).await;
+    b.accept_dialog("Stop demo.service?").await;
+    wait_row_state(b, DEMO_ROW, "inactive", "demo stopped from the palette").await;
+    assert_eq!(sb.show(DEMO, "ActiveState"), "inactive");
+    wait_toast(b, "ok", "stop demo.service").await;
+    open_palette(b, true).await;
+    palette_type(b, "demo").await;
+    palette_choose(b, DEMO).await;
+    // Typing narrows a unit's choices.
+    palette_type(b, "sta").await;
+    palette_choose(b, &format!("Start {DEMO}")).await;
+    wait_row_state(b, DEMO_ROW, "active", "demo started from the palette").await;
+    assert_no_reload(b, "acting from the palette").await;
+    if !b.screen.mobile {
+        // Escape leaves a unit's choices, then the palette; the focus goes back.
+        open_palette(b, false).await;
+        palette_type(b, "demo").await;
+        palette_choose(b, DEMO).await;
+        wait_palette_selected(b, &format!("Open {DEMO}")).await;
+        palette_type(b, &Key::Escape.to_string()).await;
+        wait_palette_selected(b, DEMO).await;
+        palette_type(b, &Key::Escape.to_string()).await;
+        b.wait_js(
+            "the palette closed",
+            WAIT,
+            "return !document.querySelector('#palette').open",
+        )
+        .await;
+    }
+    open_palette(b, false).await;
+    palette_type(b, "counter").await;
+    palette_choose(b, COUNTER).await;
+    palette_choose(b, &format!("Follow logs of {COUNTER}")).await;
+    b.wait_for_path("/logs?units=counter.service").await;
+    wait_log_past(b, 0, "counter's logs from the palette").await;
+}
+
+/// Follows a main navigation link/// Follows a main navigation link (`href` as the page has it): the top navigation on a
+/// desktop; on a phone the tab bar, or its "More" menu.
+async fn nav_to(b: &Browser, href: &str) {
+    if !b.screen.mobile {
+        return b.click(&format!(".top-nav a[href='{href}']")).await;
+    }
+    let tab = format!(".tabbar > a[href='{href}']");
+    let in_tabs = b
+        .js(
+            "return !!document.querySelector(arguments[0])",
+            vec![json!(tab)],
+        )
+        .await;
+    if in_tabs == json!(true) {
+        b.click(&tab).await;
+    } else {
+        b.click(".tabbar .more summary").await;
+        b.click(&format!(".more-menu a[href='{href}']")).await;
     }
 }
 
@@ -256,12 +466,22 @@ async fn wait_log_past(b: &Browser, n: u64, what: &str) {
     b.wait_js(what, WAIT, &script).await;
 }
 
-async fn flows(screen: Screen) {
-    let sb = Sandbox::start();
+/// The main flows, straight to unitdeck or `via` a reverse proxy that puts it under a
+/// path (code-server's `/proxy/8035/` or `/absproxy/8035/`; then no request may leave it).
+async fn flows(screen: Screen, via: Option<Prefix>) {
+    let sb = match via {
+        Some(Prefix::Kept) => Sandbox::start_with(&[("UNITDECK_BASE_PATH", Prefix::Kept.path())]),
+        _ => Sandbox::start(),
+    };
     add_demo_units(&sb);
-    let base = sb.base_url();
+    let proxy = via.map(|_| Proxy::start(sb.port));
+    let base = match (&proxy, via) {
+        (Some(proxy), Some(prefix)) => proxy.url(prefix),
+        _ => sb.base_url(),
+    };
     let port = sb.spare_ports[0];
-    let b = Browser::start(screen).await;
+    let mut b = Browser::start(screen).await;
+    b.prefix = via.map_or(String::new(), |p| p.path().to_string());
 
     // --- login through the form (a wrong password first) ------------------------------
     b.goto(&format!("{base}/")).await;
@@ -391,6 +611,16 @@ async fn flows(screen: Screen) {
     wait_row_state(&b, DEMO_ROW, "active", "demo started again").await;
     assert_no_reload(&b, "an older reload").await;
 
+    // --- pin a unit: first on the dashboard, for every browser (stored on the server) --------
+    pin_counter(&b).await;
+    check_page(&b, "dashboard-pinned").await;
+
+    // --- the command palette: find a unit, act on it, follow its logs -------------------------
+    palette_flow(&b, &sb).await;
+    nav_to(&b, "./").await;
+    b.wait_for_path("/").await;
+    b.wait_for("#u-counter_2eservice").await;
+
     // --- a unit's page: live log lines ------------------------------------------------------
     b.click("#u-counter_2eservice .name a").await;
     b.wait_for_path("/units/counter.service").await;
@@ -470,7 +700,7 @@ async fn flows(screen: Screen) {
     // back/forward cache kept them open, and 6 connections per host ran out) ---------------
     for round in 0..3 {
         let started = std::time::Instant::now();
-        b.click("nav a[href='/']").await;
+        nav_to(&b, "./").await;
         b.wait_for_path("/").await;
         b.wait_for("#u-counter_2eservice").await;
         b.click("#u-counter_2eservice .name a").await;
@@ -484,7 +714,7 @@ async fn flows(screen: Screen) {
     }
 
     // --- the unit form: preview, a field error, create -----------------------------------
-    b.click("nav a[href='/units/new']").await;
+    nav_to(&b, "units/new").await;
     b.wait_for_path("/units/new").await;
     b.wait_for("form.unit-form #command").await;
     check_page(&b, "unit-form").await;
@@ -546,7 +776,10 @@ async fn flows(screen: Screen) {
     let created = b
         .try_wait_js(
             WAIT,
-            "return location.pathname === '/units/web-app.service' && document.readyState !== 'loading'",
+            &format!(
+                "return location.pathname === '{}/units/web-app.service' && document.readyState !== 'loading'",
+                b.prefix
+            ),
         )
         .await;
     if !created {
@@ -565,7 +798,7 @@ async fn flows(screen: Screen) {
     check_page(&b, "app-unit").await;
 
     // --- its editor: the same form with the revisions ------------------------------------------
-    b.click("a.btn[href='/units/web-app.service/edit']").await;
+    b.click("a.btn[href='units/web-app.service/edit']").await;
     b.wait_for_path("/units/web-app.service/edit").await;
     b.wait_for(".history table.data tbody tr").await;
     let name = b.find("#name").await.prop("value").await.unwrap();
@@ -573,13 +806,13 @@ async fn flows(screen: Screen) {
     check_page(&b, "unit-edit").await;
 
     // --- the ports page shows it ------------------------------------------------------------
-    b.click("nav a[href='/ports']").await;
+    nav_to(&b, "ports").await;
     b.wait_for_path("/ports").await;
     // A server-rendered page: reload until the app has bound its port.
     let tile = format!(
         "return [...document.querySelectorAll('.port-strip .port')].some(p => \
            p.dataset.state === 'listening' && p.querySelector('.num').textContent.trim() === '{port}' && \
-           !!p.querySelector('a[href=\"/units/web-app.service\"]'))"
+           !!p.querySelector('a[href=\"units/web-app.service\"]'))"
     );
     let deadline = std::time::Instant::now() + WAIT;
     while b.js(&tile, vec![]).await != json!(true) {
@@ -594,7 +827,7 @@ async fn flows(screen: Screen) {
     check_page(&b, "ports").await;
 
     // --- audit log and settings ---------------------------------------------------------------
-    b.click("nav a[href='/audit']").await;
+    nav_to(&b, "audit").await;
     b.wait_for_path("/audit").await;
     b.wait_js(
         "the audit log lists the stop of demo.service and the new app",
@@ -604,7 +837,7 @@ async fn flows(screen: Screen) {
     )
     .await;
     check_page(&b, "audit").await;
-    b.click("nav a[href='/settings']").await;
+    nav_to(&b, "settings").await;
     b.wait_for_path("/settings").await;
     check_page(&b, "settings").await;
     // A token made on the page and copied with its button (app.js: the policy allows no
@@ -614,7 +847,7 @@ async fn flows(screen: Screen) {
         .send_keys("from-the-browser")
         .await
         .unwrap();
-    b.click("form[action='/ui/tokens'] button[type=submit]")
+    b.click("form[action='ui/tokens'] button[type=submit]")
         .await;
     b.wait_for("#new-token").await;
     b.click("[data-copy='new-token']").await;
@@ -644,7 +877,7 @@ async fn flows(screen: Screen) {
     b.wait_for_path("/settings").await;
 
     // --- log out ------------------------------------------------------------------------------
-    b.click("form[action='/logout'] button[type=submit]").await;
+    b.click("form[action='logout'] button[type=submit]").await;
     b.wait_for_path("/login").await;
     b.goto(&format!("{base}/")).await;
     b.wait_for_path("/login").await;
@@ -652,16 +885,40 @@ async fn flows(screen: Screen) {
     // --- all of it under the Content-Security-Policy (no inline script, style or eval) -------
     let violations = b.csp_violations().await;
     assert!(violations.is_empty(), "CSP violations: {violations:#?}");
+
+    // --- behind a proxy: nothing asked for outside its prefix ----------------------------------
+    if let (Some(proxy), Some(prefix)) = (&proxy, via) {
+        let outside = proxy.outside_the_prefix(prefix);
+        assert!(
+            outside.is_empty(),
+            "requests outside {}: {outside:#?}",
+            prefix.path()
+        );
+        assert!(proxy.requests().len() > 50, "{:?}", proxy.requests());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn phone_flows() {
-    flows(PHONE).await;
+    flows(PHONE, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn desktop_flows() {
-    flows(DESKTOP).await;
+    flows(DESKTOP, None).await;
+}
+
+/// Behind code-server's `/proxy/8035/`, which strips the prefix: unitdeck knows nothing
+/// of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn desktop_flows_behind_a_proxy_that_strips_its_prefix() {
+    flows(DESKTOP, Some(Prefix::Stripped)).await;
+}
+
+/// Behind code-server's `/absproxy/8035/`, which keeps it: `UNITDECK_BASE_PATH`.
+#[tokio::test(flavor = "multi_thread")]
+async fn phone_flows_behind_a_proxy_that_keeps_its_prefix() {
+    flows(PHONE, Some(Prefix::Kept)).await;
 }
 
 /// The pages a logged-in user visits, with what shows each one is ready.
@@ -729,11 +986,12 @@ async fn first_load_weight_and_dark_mode() {
         let assets = assets_of(&html);
         assert!(assets.len() >= 4, "assets of {page}: {assets:?}");
         for asset in &assets {
+            // Relative to the page's <base>, unitdeck's root.
             assert!(
-                asset.starts_with('/'),
+                !asset.starts_with('/') && !asset.contains("//"),
                 "{page} loads {asset} from elsewhere"
             );
-            let (bytes, encoding, _) = compressed(&api, asset).await;
+            let (bytes, encoding, _) = compressed(&api, &format!("/{asset}")).await;
             lines.push(format!("  {asset}: {bytes} B ({encoding})"));
             total += bytes;
         }
@@ -810,7 +1068,7 @@ async fn hold_next_reload(b: &Browser) {
            P.open = function (m, u) { this.__url = u; return open.apply(this, arguments); }; \
            P.send = function (body) { \
              const x = this; \
-             if (window.__holdNext && /^\\/ui\\/units\\?/.test(x.__url)) { \
+             if (window.__holdNext && /(^|\\/)ui\\/units\\?/.test(x.__url)) { \
                window.__holdNext = false; const onload = x.onload; \
                x.onload = e => { window.__release = () => onload.call(x, e); }; \
              } \

@@ -15,10 +15,10 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 /// No inline script or style, no eval (htmx's `allowEval` is off), no frames, forms
-/// post only here.
+/// post only here, `<base>` only here (pages name their root with it: `http::base`).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self'; object-src 'none'; frame-ancestors 'none'; \
-     base-uri 'none'; form-action 'self'";
+     base-uri 'self'; form-action 'self'";
 
 /// Answers 421 to a request whose `Host` does not name this machine (DNS rebinding),
 /// before anything else is done for it.

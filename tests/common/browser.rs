@@ -56,6 +56,9 @@ pub struct Options {
 pub struct Browser {
     pub client: Client,
     pub screen: Screen,
+    /// The path unitdeck is under in the pages' URLs (a reverse proxy's prefix, e.g.
+    /// `/proxy/8035`): `wait_for_path` adds it.
+    pub prefix: String,
     driver: Child,
     watchdog: Child,
     profile: PathBuf,
@@ -172,6 +175,7 @@ impl Browser {
         let browser = Self {
             client,
             screen,
+            prefix: String::new(),
             driver,
             watchdog,
             profile,
@@ -322,7 +326,9 @@ impl Browser {
     }
 
     /// Clicks the element matching `css` once it is displayed; tries again when a
-    /// live update replaced it between finding and clicking.
+    /// live update replaced it between finding and clicking, or, scrolled to the middle
+    /// of the screen as a person would, when something fixed (the phone's tab bar, a
+    /// toast) covered it.
     pub async fn click(&self, css: &str) {
         let deadline = Instant::now() + WAIT;
         loop {
@@ -330,6 +336,18 @@ impl Browser {
             match el.click().await {
                 Ok(()) => return,
                 Err(e) if is_stale(&e) && Instant::now() < deadline => {}
+                Err(e)
+                    if e.to_string().contains("click intercepted") && Instant::now() < deadline =>
+                {
+                    let _ = self
+                        .client
+                        .execute(
+                            "arguments[0].scrollIntoView({ block: 'center' })",
+                            vec![serde_json::to_value(&el).unwrap()],
+                        )
+                        .await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 Err(e) => panic!("click `{css}`: {e}"),
             }
         }
@@ -351,8 +369,9 @@ impl Browser {
             .unwrap_or_else(|e| format!("<no url: {e}>"))
     }
 
-    /// Waits for the location's path (and query) to be `path`.
+    /// Waits for the location's path (and query) to be `path` (under `prefix`).
     pub async fn wait_for_path(&self, path: &str) {
+        let path = format!("{}{path}", self.prefix);
         let script = format!(
             "return document.readyState !== 'loading' && location.pathname + location.search === {}",
             json!(path)

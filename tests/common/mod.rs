@@ -9,6 +9,7 @@
 
 pub mod browser;
 pub mod memory;
+pub mod proxy;
 pub mod sse;
 
 use serde_json::{Value, json};
@@ -28,6 +29,7 @@ const HOST_SERVICES: &[&str] = &[
     "avahi-daemon.service",
     "avahi-daemon.socket",
     "upower.service",
+    "nginx.service",
 ];
 
 pub const PASSWORD: &str = "test-password-1";
@@ -42,11 +44,13 @@ pub struct Sandbox {
     pub port: u16,
     /// `https` once unitdeck was installed with TLS.
     pub scheme: &'static str,
+    /// `UNITDECK_BASE_PATH` as installed (empty: none); part of `base_url`.
+    pub base_path: String,
     /// A free port the test may give to an app unit.
     pub spare_ports: Vec<u16>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -140,6 +144,7 @@ impl Sandbox {
             machine,
             port: free_port(),
             scheme: "http",
+            base_path: String::new(),
             spare_ports: (0..3).map(|_| free_port()).collect(),
         };
         let deadline = Instant::now() + BOOT_TIMEOUT;
@@ -275,6 +280,9 @@ impl Sandbox {
             ("RUST_LOG".to_string(), "unitdeck=debug".to_string()),
         ];
         for (k, v) in env {
+            if *k == "UNITDECK_BASE_PATH" {
+                self.base_path = v.trim_end_matches('/').to_string();
+            }
             settings.retain(|(key, _)| key != k);
             settings.push((k.to_string(), v.to_string()));
         }
@@ -286,8 +294,12 @@ impl Sandbox {
         self.wait_healthy();
     }
 
+    /// unitdeck's root: its address and base path.
     pub fn base_url(&self) -> String {
-        format!("{}://127.0.0.1:{}", self.scheme, self.port)
+        format!(
+            "{}://127.0.0.1:{}{}",
+            self.scheme, self.port, self.base_path
+        )
     }
 
     /// The certificate unitdeck made for itself (`UNITDECK_TLS=self-signed`), PEM.
