@@ -11,7 +11,11 @@
 //! - on every page: no sideways scrolling, tap targets ≥ 44 px and no tiny text on
 //!   the phone, state badges with text, no request to another host; a screenshot
 //!   of each page at both sizes in `target/screenshots/`;
-//! - dark mode (`prefers-color-scheme: dark`), the first load's compressed weight;
+//! - every page light and dark (`prefers-color-scheme`) at both sizes, with axe-core's
+//!   serious and critical rules (none may fail); the first load's compressed weight;
+//! - the same flows behind nginx set up as code-server's `/proxy/8035/` and
+//!   `/absproxy/8035/`, with no request outside the prefix; the command palette (keyboard
+//!   only on a desktop) and pinned units;
 //! - resilience: unitdeck restarted or down while a page is open.
 //!
 //! Every step asserts on the DOM with a timeout: a button that does nothing fails.
@@ -214,6 +218,59 @@ async fn wait_row_state_or_say(
              unitdeck says: {api}\nstream events: {sse:#}\n{}",
             context()
         );
+    }
+}
+
+/// Chromium's own verdict: the page can be installed as an app (no installability
+/// errors), its manifest and every icon load from under `base` (a proxy's prefix too).
+async fn installable(b: &Browser, base: &str) {
+    let manifest = b.cdp("Page.getAppManifest", json!({})).await;
+    let url = manifest["url"].as_str().unwrap_or_default().to_string();
+    assert!(
+        url.starts_with(&format!("{base}/static/manifest.webmanifest")),
+        "the manifest at {url}"
+    );
+    assert!(
+        manifest["errors"].as_array().is_some_and(Vec::is_empty),
+        "manifest errors: {manifest}"
+    );
+    let icons = b
+        .js(
+            "return fetch(arguments[0]).then(r => r.json()).then(m => Promise.all(m.icons.map(i => \
+               fetch(new URL(i.src, arguments[0])).then(r => [r.url, r.status, r.headers.get('content-type'), i.purpose]))))",
+            vec![json!(url)],
+        )
+        .await;
+    let icons = icons.as_array().expect("the manifest's icons");
+    assert!(icons.len() >= 3, "{icons:?}");
+    for icon in icons {
+        assert!(
+            icon[0]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{base}/static/")),
+            "{icon}"
+        );
+        assert_eq!(
+            (icon[1].as_u64(), icon[2].as_str()),
+            (Some(200), Some("image/png")),
+            "{icon}"
+        );
+    }
+    let check = || b.cdp("Page.getInstallabilityErrors", json!({}));
+    // Chromium decides once the manifest and icons are in: ask until it has.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let errors = check().await["installabilityErrors"].clone();
+        if errors.as_array().is_some_and(Vec::is_empty) {
+            println!("installable from {url}: Page.getInstallabilityErrors = {errors}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Chromium says the app cannot be installed: {errors}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -518,6 +575,7 @@ async fn flows(screen: Screen, via: Option<Prefix>) {
         .await;
     assert!(rows.as_u64().unwrap() >= 5, "only {rows} rows");
     check_page(&b, "dashboard").await;
+    installable(&b, &base).await;
 
     // --- filter: rows hide without a reload --------------------------------------------
     mark(&b).await;
@@ -971,7 +1029,7 @@ fn assets_of(html: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn first_load_weight_and_dark_mode() {
+async fn first_load_weight_light_and_dark_and_accessibility() {
     let sb = Sandbox::start();
     add_demo_units(&sb);
     let base = sb.base_url();
@@ -1006,46 +1064,117 @@ async fn first_load_weight_and_dark_mode() {
         );
     }
 
-    // --- dark mode at both sizes ------------------------------------------------------------
+    // --- light and dark at both sizes: every page readable, and accessible by axe-core -------
+    let made = api
+        .post_json(
+            "/api/v1/unit-files",
+            &json!({"name": "shop-api", "kind": "service", "description": "An app to edit",
+                    "exec_start": ["/bin/sleep", "infinity"], "start": false}),
+        )
+        .await;
+    assert_eq!(made.status(), 201, "{}", made.text().await.unwrap());
+    let pages = PAGES.iter().copied().chain([(
+        "unit-edit",
+        "/units/shop-api.service/edit",
+        ".history table.data tbody tr",
+    )]);
+    let pages: Vec<_> = pages.collect();
+    let mut report = Vec::new();
     for screen in [PHONE, DESKTOP] {
         let b = Browser::start(screen).await;
-        b.dark_mode(true).await;
-        b.goto(&format!("{base}/login")).await;
-        b.wait_for("input#password").await;
-        let dark = b
-            .js(
-                "return matchMedia('(prefers-color-scheme: dark)').matches",
-                vec![],
-            )
-            .await;
-        assert_eq!(dark, json!(true), "dark mode emulated");
-        let background = b
-            .js(
-                "return getComputedStyle(document.body).backgroundColor",
-                vec![],
-            )
-            .await;
-        assert_eq!(background, json!("rgb(13, 17, 23)"), "the dark background");
-        check_page(&b, "login-dark").await;
-        login(&b, &base).await;
-        for (name, path, ready) in PAGES {
-            b.goto(&format!("{base}{path}")).await;
-            b.wait_for(ready).await;
-            let colours = b
-                .js(
-                    "const s = getComputedStyle(document.body); return [s.backgroundColor, s.color]",
-                    vec![],
-                )
-                .await;
-            assert_eq!(
-                colours,
-                json!(["rgb(13, 17, 23)", "rgb(230, 237, 243)"]),
-                "{name} is dark"
+        let mut serious = Vec::new();
+        let mut axe = async |b: &Browser, what: String| {
+            let (bad, lesser) = b.axe().await;
+            report.push(format!(
+                "{what} {}: {} serious/critical, {} lesser{}",
+                screen.label(),
+                bad.len(),
+                lesser.len(),
+                if lesser.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {lesser:?}")
+                }
+            ));
+            serious.extend(
+                bad.into_iter()
+                    .map(|v| format!("{what} {}: {v}", screen.label())),
             );
-            check_page(&b, &format!("{name}-dark")).await;
+        };
+        for dark in [false, true] {
+            b.dark_mode(dark).await;
+            b.goto(&format!("{base}/login")).await;
+            b.wait_for("input#password").await;
+            let scheme = if dark { "dark" } else { "light" };
+            if dark {
+                let background = b
+                    .js(
+                        "return matchMedia('(prefers-color-scheme: dark)').matches && \
+                           getComputedStyle(document.body).backgroundColor",
+                        vec![],
+                    )
+                    .await;
+                assert_eq!(background, json!("rgb(13, 17, 23)"), "the dark background");
+                check_page(&b, "login-dark").await;
+            }
+            axe(&b, format!("login ({scheme})")).await;
         }
+        login(&b, &base).await;
+        for dark in [false, true] {
+            b.dark_mode(dark).await;
+            let scheme = if dark { "dark" } else { "light" };
+            for (name, path, ready) in &pages {
+                b.goto(&format!("{base}{path}")).await;
+                b.wait_for(ready).await;
+                if dark {
+                    let colours = b
+                        .js(
+                            "const s = getComputedStyle(document.body); return [s.backgroundColor, s.color]",
+                            vec![],
+                        )
+                        .await;
+                    assert_eq!(
+                        colours,
+                        json!(["rgb(13, 17, 23)", "rgb(230, 237, 243)"]),
+                        "{name} is dark"
+                    );
+                    check_page(&b, &format!("{name}-dark")).await;
+                }
+                axe(&b, format!("{name} ({scheme})")).await;
+            }
+            // The palette open over the dashboard; on a phone the More menu too.
+            b.goto(&format!("{base}/")).await;
+            b.wait_for("#u-demo_2eservice").await;
+            b.click(".palette-open").await;
+            b.wait_for("#palette[open] #palette-input").await;
+            b.client
+                .active_element()
+                .await
+                .unwrap()
+                .send_keys("demo")
+                .await
+                .unwrap();
+            b.wait_for("#palette-list [role=option][aria-selected=true]")
+                .await;
+            axe(&b, format!("palette ({scheme})")).await;
+            if screen.mobile {
+                b.goto(&format!("{base}/")).await;
+                b.click(".tabbar .more summary").await;
+                b.wait_for(".more-menu a[href=settings]").await;
+                axe(&b, format!("more-menu ({scheme})")).await;
+            }
+        }
+        assert!(
+            serious.is_empty(),
+            "axe-core: serious or critical violations:\n{}",
+            serious.join("\n")
+        );
     }
+    println!("axe-core {}:\n{}", AXE_VERSION, report.join("\n"));
 }
+
+/// The axe-core release vendored in tests/vendor (tests/vendor/README.md).
+const AXE_VERSION: &str = "4.14.1";
 
 /// Records every change of the connection banner into `window.__banner`.
 async fn watch_banner(b: &Browser) {

@@ -398,6 +398,36 @@ impl Browser {
         self.client.accept_alert().await.expect("accept the dialog");
     }
 
+    /// axe-core's serious and critical violations on the page as it is now, each as
+    /// "rule (impact): help — first elements", and how many lesser ones it found. axe is
+    /// vendored (tests/vendor/axe.min.js, from the npm registry) and injected through
+    /// WebDriver, so the page's Content-Security-Policy does not apply to it.
+    pub async fn axe(&self) -> (Vec<String>, Vec<String>) {
+        const AXE: &str = include_str!("../vendor/axe.min.js");
+        let loaded = self.js("return !!window.axe", vec![]).await;
+        if loaded != json!(true) {
+            self.js(&format!("{AXE}\nreturn true"), vec![]).await;
+        }
+        let found = self
+            .js(
+                "return axe.run(document, { resultTypes: ['violations'] }).then(r => r.violations.map(v => \
+                   [v.impact, v.id + ' (' + v.impact + '): ' + v.help + ' — ' + \
+                     v.nodes.slice(0, 3).map(n => n.target.join(' ')).join('; ')]))",
+                vec![],
+            )
+            .await;
+        let mut serious = Vec::new();
+        let mut lesser = Vec::new();
+        for v in found.as_array().expect("axe's violations") {
+            let text = v[1].as_str().unwrap_or_default().to_string();
+            match v[0].as_str() {
+                Some("serious" | "critical") => serious.push(text),
+                _ => lesser.push(text),
+            }
+        }
+        (serious, lesser)
+    }
+
     /// Writes a screenshot of the whole page to `target/screenshots/<name>-<WxH>.png`.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let dir = screenshot_dir();
