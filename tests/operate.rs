@@ -1366,3 +1366,42 @@ async fn audit_page_lists_newest_first_and_pages_back() {
     assert_eq!(sb.with_token(&read).get("/audit").await.status(), 200);
     assert_eq!(sb.anonymous().get("/audit").await.status(), 303);
 }
+
+/// Pins are stored on the server: they survive a restart of unitdeck and every browser
+/// sees them first on the dashboard; an operate token may pin, a read token may not.
+#[tokio::test(flavor = "multi_thread")]
+async fn pins_survive_a_restart_and_lead_the_dashboard() {
+    let sb = Sandbox::start();
+    sb.add_unit("op.service", OP_UNIT);
+    let admin = sb.login().await;
+    let (_, read) = token(&admin, "reader", "read").await;
+    let (_, operate) = token(&admin, "operator", "operate").await;
+    let pin = |api: &Api, name: &str| {
+        api.request(Method::PUT, &format!("/api/v1/pins/{name}"))
+            .send()
+    };
+    problem(pin(&sb.with_token(&read), "op.service").await.unwrap(), 403).await;
+    let res = pin(&sb.with_token(&operate), "op.service").await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!(["op.service"]));
+
+    sb.sh("systemctl restart unitdeck.service");
+    sb.wait_healthy();
+    let admin = sb.login().await;
+    assert_eq!(admin.get_json("/api/v1/pins").await, json!(["op.service"]));
+    let rows = admin.get("/ui/units").await.text().await.unwrap();
+    let first = rows.find("<article").expect("rows");
+    assert!(
+        rows[first..].starts_with("<article class=\"unit-row\" id=\"u-op_2eservice\""),
+        "op.service leads: {}",
+        &rows[first..first + 200]
+    );
+    let records = audit(&admin).await;
+    find_audit(&records, "unit.pin", Some("op.service"), "done");
+    let res = admin
+        .request(Method::DELETE, "/api/v1/pins/op.service")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap(), json!([]));
+}
