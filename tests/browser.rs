@@ -20,7 +20,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{Browser, DESKTOP, PHONE, Screen, WAIT};
+use common::browser::{Browser, DESKTOP, Options, PHONE, Screen, WAIT};
 use common::proxy::{Prefix, Proxy};
 use common::{PASSWORD, Sandbox};
 use fantoccini::Locator;
@@ -1222,8 +1222,9 @@ async fn https_login_with_the_self_signed_certificate() {
     let pin = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&spki));
     let b = Browser::start_with(
         DESKTOP,
-        common::browser::Options {
+        Options {
             args: vec![format!("--ignore-certificate-errors-spki-list={pin}")],
+            ..Default::default()
         },
     )
     .await;
