@@ -16,7 +16,8 @@
 //! - the same flows behind nginx set up as code-server's `/proxy/8035/` and
 //!   `/absproxy/8035/`, with no request outside the prefix; the command palette (keyboard
 //!   only on a desktop) and pinned units;
-//! - resilience: unitdeck restarted or down while a page is open.
+//! - resilience: unitdeck restarted or down while a page is open; the connection banner
+//!   in a browser that says it is offline (`navigator.onLine` false: only loopback).
 //!
 //! Every step asserts on the DOM with a timeout: a button that does nothing fails.
 
@@ -24,7 +25,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{Browser, DESKTOP, PHONE, Screen, WAIT};
+use common::browser::{Browser, DESKTOP, Options, PHONE, Screen, WAIT};
 use common::proxy::{Prefix, Proxy};
 use common::{PASSWORD, Sandbox};
 use fantoccini::Locator;
@@ -1200,11 +1201,13 @@ async fn first_load_weight_light_and_dark_and_accessibility() {
 /// The axe-core release vendored in tests/vendor (tests/vendor/README.md).
 const AXE_VERSION: &str = "4.14.1";
 
-/// Records every change of the connection banner into `window.__banner`.
+/// Records every change of the connection banner into `window.__banner`, and with the
+/// time it happened (`Date.now()`) into `window.__bannerAt`.
 async fn watch_banner(b: &Browser) {
     b.js(
-        "window.__banner = []; const el = document.querySelector('.conn-banner'); \
-         new MutationObserver(() => window.__banner.push(el.classList.contains('show') ? 'show' : 'hide')) \
+        "window.__banner = []; window.__bannerAt = []; const el = document.querySelector('.conn-banner'); \
+         new MutationObserver(() => { const s = el.classList.contains('show') ? 'show' : 'hide'; \
+           window.__banner.push(s); window.__bannerAt.push([s, Date.now()]); }) \
            .observe(el, { attributes: true, attributeFilter: ['class'] }); return true",
         vec![],
     )
@@ -1357,6 +1360,162 @@ async fn phone_reconnects_when_unitdeck_restarts() {
     assert_no_reload(&b, "the restart on the unit page").await;
 }
 
+/// Milliseconds since the Unix epoch: the clock a page's `Date.now()` reads.
+fn epoch_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// The page's time (`Date.now()`) of the first banner change to `state` since `watch_banner`.
+async fn banner_at(b: &Browser, state: &str) -> f64 {
+    let script = format!(
+        "const c = window.__bannerAt.find(c => c[0] === {}); return c ? c[1] : null",
+        json!(state)
+    );
+    let what = format!("the connection banner: {state}");
+    b.wait_js(&what, WAIT, &script).await.as_f64().unwrap()
+}
+
+/// The page's time of the first `event` (as recorded in `window.__sseAt`) after `since`.
+async fn sse_event_after(b: &Browser, event: &str, since: f64) -> f64 {
+    let v = b
+        .js(
+            "const e = window.__sseAt.find(e => e[0] === arguments[0] && e[1] >= arguments[1]); \
+             return e ? e[1] : null",
+            vec![json!(event), json!(since)],
+        )
+        .await;
+    v.as_f64()
+        .unwrap_or_else(|| panic!("no {event} in the page since {since}"))
+}
+
+/// On a machine with only loopback Chromium says it is offline (`navigator.onLine` false)
+/// while a local unitdeck works: the banner must follow the page's streams instead.
+/// Chromium runs in the sandbox's network namespace (`--private-network`: only `lo`), where
+/// unitdeck listens on 127.0.0.1.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_banner_follows_the_streams_not_navigator_online() {
+    let sb = Sandbox::start_in(&["--private-network".into()], &[]);
+    add_demo_units(&sb);
+    let base = sb.base_url();
+    let b = Browser::start_with(
+        DESKTOP,
+        Options {
+            netns_of: Some(sb.pid),
+            ..Default::default()
+        },
+    )
+    .await;
+    login(&b, &base).await;
+    let online = b.js("return navigator.onLine", vec![]).await;
+    println!("navigator.onLine with only loopback: {online}");
+    assert_eq!(
+        online,
+        json!(false),
+        "the scenario: Chromium thinks it is offline"
+    );
+    mark(&b).await;
+    watch_banner(&b).await;
+    b.js(
+        "window.__sseAt = []; for (const t of ['htmx:sseError', 'htmx:sseOpen']) \
+         document.addEventListener(t, () => window.__sseAt.push([t, Date.now()])); return true",
+        vec![],
+    )
+    .await;
+
+    // Connected: changes arrive live, and no banner.
+    sb.sh(&format!("systemctl stop {DEMO}"));
+    wait_row_state(&b, DEMO_ROW, "inactive", "a stop shown live while offline").await;
+    start_unit(&sb, DEMO);
+    wait_row_state(&b, DEMO_ROW, "active", "a start shown live while offline").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let quiet = b
+        .js(
+            "return [window.__banner, document.querySelector('.conn-banner').classList.contains('show')]",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        quiet,
+        json!([[], false]),
+        "no banner while the stream is connected (changes, shown)"
+    );
+
+    // The page's Date.now() and this process's SystemTime read the same clock: checked, so
+    // the banner can be timed from before the stop (which includes systemctl's own latency,
+    // an upper bound on the delay after the stream failed).
+    let before = epoch_ms();
+    let page = b.js("return Date.now()", vec![]).await.as_f64().unwrap();
+    let after = epoch_ms();
+    assert!(
+        before - 1.0 <= page && page <= after + 1.0,
+        "the page's clock differs: {page} not within [{before}, {after}]"
+    );
+    let stopping = epoch_ms();
+    sb.sh("systemctl stop unitdeck.service");
+    let stopped = epoch_ms();
+    let shown = banner_at(&b, "show").await;
+    let failed = sse_event_after(&b, "htmx:sseError", stopping).await;
+    println!(
+        "banner shown {:.0} ms after `systemctl stop unitdeck` began, {:.0} ms after it \
+         returned (the stream's error: {:.0} ms after it began)",
+        shown - stopping,
+        shown - stopped,
+        failed - stopping,
+    );
+    assert!(
+        shown - stopping < 2000.0,
+        "banner shown {:.0} ms after the stop",
+        shown - stopping
+    );
+    // It stays while unitdeck is down (the browser keeps trying).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let banner = b.find(".conn-banner").await;
+    assert!(banner.is_displayed().await.unwrap(), "the banner stays");
+    let text = banner.text().await.unwrap();
+    assert!(text.contains("Connection lost"), "banner says {text:?}");
+    let changes = b.js("return window.__banner", vec![]).await;
+    assert_eq!(changes, json!(["show"]), "the banner stays while down");
+
+    // Back: the banner goes, and changes arrive live again.
+    let starting = epoch_ms();
+    sb.sh("systemctl start unitdeck.service");
+    sb.wait_healthy();
+    let healthy = epoch_ms();
+    let hidden = banner_at(&b, "hide").await;
+    let reopened = sse_event_after(&b, "htmx:sseOpen", starting).await;
+    // Requests other than /healthz wait for unitdeck's first unit list after a start
+    // (layers::wait_for_units): the stream reopens a while after /healthz answers.
+    println!(
+        "banner hidden {:.0} ms after `systemctl start unitdeck` began, {:.0} ms after \
+         /healthz answered, {:.0} ms after the stream opened again",
+        hidden - starting,
+        hidden - healthy,
+        hidden - reopened,
+    );
+    assert!(
+        (0.0..500.0).contains(&(hidden - reopened)),
+        "hidden {:.0} ms after the stream opened again",
+        hidden - reopened
+    );
+    sb.sh(&format!("systemctl stop {DEMO}"));
+    wait_row_state(
+        &b,
+        DEMO_ROW,
+        "inactive",
+        "a stop shown live after the outage",
+    )
+    .await;
+    let end = b
+        .js("return [window.__banner, navigator.onLine]", vec![])
+        .await;
+    assert_eq!(end, json!([["show", "hide"], false]), "(changes, onLine)");
+    assert_no_reload(&b, "the outage").await;
+}
+
 /// HTTPS with the certificate unitdeck made for itself: Chromium trusts exactly that
 /// certificate's key (`--ignore-certificate-errors-spki-list`), as a user who compared its
 /// fingerprint would, logs in through the form and runs the live dashboard, all under the
@@ -1375,8 +1534,9 @@ async fn https_login_with_the_self_signed_certificate() {
     let pin = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&spki));
     let b = Browser::start_with(
         DESKTOP,
-        common::browser::Options {
+        Options {
             args: vec![format!("--ignore-certificate-errors-spki-list={pin}")],
+            ..Default::default()
         },
     )
     .await;

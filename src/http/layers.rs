@@ -45,7 +45,8 @@ pub async fn known_hosts_only(
 }
 
 /// Right after start, requests wait (at most 10 s) for the first full unit list rather
-/// than a 503; `/healthz` answers at once (200 once every loaded unit is listed).
+/// than a 503; `/healthz` answers at once (200 as soon as systemd answers, maybe before
+/// the list is filled).
 pub async fn wait_for_units(
     State(state): State<AppState>,
     request: Request,

@@ -48,6 +48,9 @@ pub struct Sandbox {
     pub base_path: String,
     /// A free port the test may give to an app unit.
     pub spare_ports: Vec<u16>,
+    /// Booted with a network namespace of its own (`--private-network`): the host
+    /// cannot reach its 127.0.0.1.
+    pub own_network: bool,
 }
 
 pub fn free_port() -> u16 {
@@ -69,7 +72,13 @@ impl Sandbox {
 
     /// Boots a container; `env` adds `Environment=` settings for unitdeck.
     pub fn start_with(env: &[(&str, &str)]) -> Self {
-        let mut sandbox = Self::boot();
+        Self::start_in(&[], env)
+    }
+
+    /// Boots a container with more `systemd-nspawn` options (`extra`, as for
+    /// [`Sandbox::boot_with_args`]) and unitdeck running in it with `env`.
+    pub fn start_in(extra: &[String], env: &[(&str, &str)]) -> Self {
+        let mut sandbox = Self::boot_with_args(extra);
         sandbox.install_unitdeck(env);
         sandbox
     }
@@ -146,6 +155,9 @@ impl Sandbox {
             scheme: "http",
             base_path: String::new(),
             spare_ports: (0..3).map(|_| free_port()).collect(),
+            own_network: extra
+                .iter()
+                .any(|a| a == "--private-network" || a.starts_with("--network-")),
         };
         let deadline = Instant::now() + BOOT_TIMEOUT;
         sandbox.pid = loop {
@@ -336,13 +348,25 @@ impl Sandbox {
     pub fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let url = format!("{}/healthz", self.base_url());
+        // -k: this only waits for it; the tests check the certificate themselves.
+        let curl = [
+            "curl",
+            "-s",
+            "-k",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url,
+        ];
         loop {
-            // -k: this only waits for it; the tests check the certificate themselves.
-            let ok = Command::new("curl")
-                .args(["-s", "-k", "-o", "/dev/null", "-w", "%{http_code}", &url])
-                .output()
-                .map(|o| o.stdout == b"200")
-                .unwrap_or(false);
+            // A container with its own network is reached from inside only.
+            let out = if self.own_network {
+                Ok(self.exec(&curl))
+            } else {
+                Command::new(curl[0]).args(&curl[1..]).output()
+            };
+            let ok = out.map(|o| o.stdout == b"200").unwrap_or(false);
             if ok {
                 return;
             }
