@@ -29,13 +29,12 @@ if (W.htmx) htmx.createEventSource = u => {
 W.addEventListener('pagehide', () => { streams.forEach(s => s.close()); streams.clear(); });
 W.addEventListener('pageshow', e => { if (e.persisted) location.reload(); });
 
-// toasts
+// toasts: they never take a click (they may sit over a button); they go after 5 s
 const toast = (kind, msg) => {
   let box = d.getElementById('toasts');
   if (!box) B.append(box = mk('div', { id: 'toasts' }));
   const t = mk('div', { className: 'toast' + (kind === 'ok' || kind === 'err' ? ' ' + kind : ''), textContent: msg ?? '' });
   t.setAttribute('role', 'status');
-  t.onclick = () => t.remove();
   box.append(t);
   setTimeout(() => t.remove(), 5000);
 };
@@ -70,8 +69,13 @@ on('click', e => {
   if (!b || b.disabled || !W.htmx) return;
   if (b.dataset.confirm && !confirm(b.dataset.confirm)) return;
   b.disabled = true;
-  htmx.ajax('POST', b.dataset.post, { source: b, target: b.closest('.unit-row'), swap: 'outerHTML' })
-    .finally(() => { b.disabled = false; });
+  const row = b.closest('.unit-row'), id = row && row.id, pin = b.matches('.pin');
+  htmx.ajax('POST', b.dataset.post, { source: b, target: row, swap: 'outerHTML' })
+    .finally(() => {
+      b.disabled = false;
+      // The row was replaced: keep a keyboard user on its pin button.
+      if (pin && !b.isConnected) d.getElementById(id)?.querySelector('.pin')?.focus();
+    });
 });
 
 // A submit button with data-confirm-submit asks first.
@@ -89,16 +93,17 @@ on('click', e => {
   navigator.clipboard ? navigator.clipboard.writeText(i.value).then(ok, old) : old();
 });
 
-// connection banner; resync when an SSE source recovers
+// Connection banner: shown while a live stream is down, whatever navigator.onLine says (it
+// is false on a machine with only loopback, where a local unitdeck works fine). Resync when
+// a stream recovers.
 const bad = new Set();
-let off = !navigator.onLine;
 const banner = () => {
   let b = d.querySelector('.conn-banner');
   if (!b) {
     B.prepend(b = mk('div', { className: 'conn-banner', textContent: 'Connection lost — reconnecting…' }));
     b.setAttribute('role', 'status');
   }
-  b.classList.toggle('show', off || bad.size > 0);
+  b.classList.toggle('show', bad.size > 0);
 };
 on('htmx:sseError', e => {
   bad.add(e.target); banner();
@@ -107,14 +112,12 @@ on('htmx:sseError', e => {
   // which misses what came meanwhile beyond its length.
   const l = e.target, shown = l.matches?.('.log') && l.querySelectorAll('[data-cursor]');
   if (!shown || !shown.length) return;
-  const u = new URL(l.getAttribute('sse-connect'), location.href);
+  const u = new URL(l.getAttribute('sse-connect'), d.baseURI);
   u.searchParams.set('after', shown[shown.length - 1].dataset.cursor);
   l.setAttribute('sse-connect', u.pathname + u.search);
 });
 on('htmx:sseOpen', e => { if (bad.delete(e.target)) resync(); banner(); });
 on('htmx:sseClose', e => { bad.delete(e.target); banner(); });
-W.addEventListener('offline', () => { off = true; banner(); });
-W.addEventListener('online', () => { off = false; banner(); if (!bad.size) resync(); });
 
 // A reload of the rows ([data-reload]) answers with them as they were when it was asked
 // for: a live update arriving meanwhile would be swapped over by that older answer, so
@@ -150,6 +153,16 @@ const filter = () => {
   all('[data-filter-count]').forEach(c => c.textContent = n + ' of ' + rows.length);
   all('[data-filter-empty]').forEach(c => c.hidden = n > 0 || !rows.length);
 };
+// Pinned rows ([data-pinned]) first, each group in the order it has; moves only when needed.
+const arrange = () => all('.unit-list').forEach(l => {
+  const rows = [...l.children].filter(r => r.matches('.unit-row'));
+  const pinned = rows.filter(r => r.hasAttribute('data-pinned'));
+  if (pinned.every((r, i) => rows[i] === r)) return;
+  const first = rows.find(r => !r.hasAttribute('data-pinned')), focused = d.activeElement;
+  pinned.forEach(r => l.insertBefore(r, first));
+  // A moved element loses the focus: give it back.
+  if (focused && focused !== d.activeElement && l.contains(focused)) focused.focus();
+});
 const setFilter = (q, s) => {
   fq = q; fs = s; filter();
   const u = new URL(location.href), p = u.searchParams;
@@ -165,7 +178,7 @@ on('click', e => {
 });
 let raf = 0;
 for (const t of ['htmx:afterSwap', 'htmx:oobAfterSwap', 'htmx:sseMessage'])
-  on(t, () => { raf = raf || requestAnimationFrame(() => { raf = 0; filter(); times(); }); });
+  on(t, () => { raf = raf || requestAnimationFrame(() => { raf = 0; arrange(); filter(); times(); }); });
 
 // logs: follow the tail unless scrolled up; cap at 5000 lines
 const follow = new WeakMap(), seenCursors = new WeakMap();
@@ -196,7 +209,7 @@ const older = async l => {
   if (!first || !l.dataset.older || l.dataset.olderDone || l.dataset.loading) return;
   l.dataset.loading = '1';
   try {
-    const u = new URL(l.dataset.older, location.href);
+    const u = new URL(l.dataset.older, d.baseURI);
     u.searchParams.set('before', first.dataset.cursor);
     const r = await fetch(u, { credentials: 'same-origin' });
     if (!r.ok) { toast('err', 'Older lines: HTTP ' + r.status); return; }
@@ -250,18 +263,18 @@ const times = () => all('[data-local-time]').forEach(el => {
 // --- the journal explorer (/logs): the URL is the whole state ----------------------------
 // The last view is remembered per browser: /logs without a query opens it again.
 const LOGS_KEY = 'unitdeck-logs';
-if (location.pathname === '/logs') {
+if (location.pathname === new URL('logs', d.baseURI).pathname) {
   let saved = null;
   try { saved = localStorage.getItem(LOGS_KEY); } catch { }
   if (!location.search && saved) {
     // Nothing of this page is wanted: no count, no stream.
     all('[hx-trigger=load], [sse-connect]').forEach(e => e.remove());
-    location.replace('/logs?' + saved);
+    location.replace(new URL('logs?' + saved, d.baseURI));
   } else {
     try { localStorage.setItem(LOGS_KEY, location.search.slice(1)); } catch { }
   }
 }
-// The form goes to /logs with only the fields that say something; a custom time replaces
+// The form goes to logs with only the fields that say something; a custom time replaces
 // the preset. Its selects and checkboxes apply at once.
 on('submit', e => {
   const f = e.target;
@@ -270,7 +283,7 @@ on('submit', e => {
   const p = new URLSearchParams();
   for (const [k, v] of new FormData(f)) if (v !== '') p.append(k, v);
   if (p.has('since') || p.has('until')) p.delete('range');
-  location.assign('/logs' + (p.size ? '?' + p : ''));
+  location.assign(new URL('logs' + (p.size ? '?' + p : ''), d.baseURI));
 });
 on('change', e => {
   const f = e.target.form;
@@ -305,9 +318,9 @@ on('pointerup', () => {
   if (!g || !g.moved) return;
   g.svg.dataset.dragged = '1';
   const [a, b] = [Math.min(g.from, g.to), Math.max(g.from, g.to)];
-  const u = new URL(g.bars[a].getAttribute('href'), location.href);
+  const u = new URL(g.bars[a].getAttribute('href'), d.baseURI);
   u.searchParams.set('until', g.bars[b].dataset.until);
-  location.assign(u.pathname + u.search);
+  location.assign(u);
 });
 on('click', e => {
   const svg = e.target.closest?.('svg.hist');

@@ -468,7 +468,7 @@ async fn bench_journal() {
         format!("--uuid={machine_id}"),
         format!("--bind={}:/var/log/journal", dir.display()),
     ];
-    let sb = Sandbox::start_with_args(&args, &[]);
+    let sb = Sandbox::start_in(&args, &[]);
     // Nothing vacuums the generated files (journald deletes the oldest archived files of
     // the directory past 100 files or its size limit).
     sb.write(

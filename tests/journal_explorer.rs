@@ -611,8 +611,8 @@ async fn text_filters_literal_regex_case_and_highlight() {
         .await
         .unwrap();
     assert!(
-        unit.contains("sse-connect=\"/ui/units/words.service/logs/stream?grep=abc&#38;mode=highlight&#38;range=24h\"")
-            && unit.contains("data-older=\"/ui/units/words.service/logs/lines?"),
+        unit.contains("sse-connect=\"ui/units/words.service/logs/stream?grep=abc&#38;mode=highlight&#38;range=24h\"")
+            && unit.contains("data-older=\"ui/units/words.service/logs/lines?"),
         "{unit}"
     );
     let html = api
@@ -725,7 +725,7 @@ async fn previous_boot_after_a_reboot_with_a_persistent_journal() {
         format!("--uuid={machine_id}"),
         format!("--bind={}:/var/log/journal", dir.0.display()),
     ];
-    let mut sb = Sandbox::start_with_args(&args, &[]);
+    let mut sb = Sandbox::start_in(&args, &[]);
     sb.sh("logger -t boot-marker 'first boot' && journalctl --flush");
     eventually("the marker", Duration::from_secs(10), async || {
         (journalctl(&sb, &["--identifier=boot-marker".into()]).len() == 1).then_some(())

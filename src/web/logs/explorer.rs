@@ -96,7 +96,7 @@ pub async fn logs_page(
         Err(e) => return Err(e.into()),
     };
     let log_view = match &params {
-        Some(p) => LogView::build(&state, p, "/ui", true)
+        Some(p) => LogView::build(&state, p, "ui", true)
             .await?
             .render()
             .map_err(|e| PageError::from(AppError::internal(e)))?,
@@ -108,7 +108,7 @@ pub async fn logs_page(
         .iter()
         .map(|(name, label, ..)| Link {
             label: label.to_string(),
-            href: current.without(&times).with("range", name).url("/logs"),
+            href: current.without(&times).with("range", name).url("logs"),
             active: range == Some(*name),
         })
         .collect();
@@ -128,7 +128,7 @@ pub async fn logs_page(
         })
         .map(|(k, v)| Link {
             label: chip_label(k, v),
-            href: current.toggled(k, v).url("/logs"),
+            href: current.toggled(k, v).url("logs"),
             active: true,
         })
         .collect();
@@ -136,13 +136,13 @@ pub async fn logs_page(
         if p.follow {
             Some(Link {
                 label: "Pause".into(),
-                href: current.with("follow", "off").url("/logs"),
+                href: current.with("follow", "off").url("logs"),
                 active: true,
             })
         } else if current.get("follow") == Some("off") {
             Some(Link {
                 label: "Follow live".into(),
-                href: current.without(&["follow"]).url("/logs"),
+                href: current.without(&["follow"]).url("logs"),
                 active: false,
             })
         } else {
@@ -170,7 +170,7 @@ pub async fn logs_page(
             .collect(),
         chips,
         follow,
-        summary_url: current.url("/ui/logs/summary"),
+        summary_url: current.url("ui/logs/summary"),
         log_view,
         error,
     })
@@ -288,7 +288,7 @@ fn bars(summary: &LogSummary, current: &QueryState) -> Vec<Bar> {
                 href: zoom
                     .with("since", &since)
                     .with("until", &until)
-                    .url("/logs"),
+                    .url("logs"),
                 title: format!(
                     "{}–{} UTC: {total} entries, {severe} errors or worse",
                     clock(start, days),
@@ -324,8 +324,8 @@ fn facets(summary: &LogSummary, current: &QueryState) -> Vec<FacetView> {
                     FacetRow {
                         value: shown,
                         count: *count,
-                        include: current.toggled("match", &arg).url("/logs"),
-                        exclude: current.toggled("exclude", &arg).url("/logs"),
+                        include: current.toggled("match", &arg).url("logs"),
+                        exclude: current.toggled("exclude", &arg).url("logs"),
                         active: current.has("match", &arg),
                     }
                 })
@@ -403,7 +403,7 @@ mod tests {
         );
         assert_eq!(
             b[1].href,
-            "/logs?grep=x&since=2026-12-06T14%3A10%3A30.000000Z&until=2026-12-06T14%3A10%3A59.999999Z"
+            "logs?grep=x&since=2026-12-06T14%3A10%3A30.000000Z&until=2026-12-06T14%3A10%3A59.999999Z"
         );
         assert!(
             b[0].title
@@ -434,7 +434,7 @@ mod tests {
         let row = &f[0].rows[0];
         assert_eq!(row.value, "3 err");
         assert!(row.active);
-        assert_eq!(row.include, "/logs", "a second tap removes it");
-        assert_eq!(row.exclude, "/logs?match=PRIORITY%3D3&exclude=PRIORITY%3D3");
+        assert_eq!(row.include, "logs", "a second tap removes it");
+        assert_eq!(row.exclude, "logs?match=PRIORITY%3D3&exclude=PRIORITY%3D3");
     }
 }

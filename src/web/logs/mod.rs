@@ -130,7 +130,7 @@ fn render_line(e: &LogEntry, show_unit: bool, highlight: Option<&Pattern>) -> St
     let unit_href = e
         .unit
         .as_deref()
-        .map(|u| format!("/units/{}", urlencode(u)))
+        .map(|u| format!("units/{}", urlencode(u)))
         .unwrap_or_default();
     let run_href = match (&e.unit, &e.invocation_id) {
         (Some(_), Some(id)) => Some(format!("{unit_href}?invocation={}#logs", urlencode(id))),
@@ -277,12 +277,12 @@ async fn unit_log_view(
     params: &LogParams,
 ) -> Result<LogView, PageError> {
     state.services.log_filter(&params.sel).await?;
-    let base = format!("/ui/units/{}", urlencode(name));
+    let base = format!("ui/units/{}", urlencode(name));
     let mut view = LogView::build(state, params, &base, false).await?;
     view.download_url = Some(
         params
             .state
-            .url(&format!("/api/v1/units/{}/logs/download", urlencode(name))),
+            .url(&format!("api/v1/units/{}/logs/download", urlencode(name))),
     );
     Ok(view)
 }
@@ -392,13 +392,13 @@ mod tests {
         let merged = render_line(&e, true, None);
         assert!(
             merged.contains(
-                "href=\"/units/a%3Cb%3E.service?invocation=0fa83c77af2c48d2981d21c42034cc16#logs\""
+                "href=\"units/a%3Cb%3E.service?invocation=0fa83c77af2c48d2981d21c42034cc16#logs\""
             ),
             "{merged}"
         );
         assert!(
             merged.contains(
-                "<a class=\"unit\" href=\"/units/a%3Cb%3E.service\">a&#60;b&#62;.service</a>"
+                "<a class=\"unit\" href=\"units/a%3Cb%3E.service\">a&#60;b&#62;.service</a>"
             ),
             "{merged}"
         );

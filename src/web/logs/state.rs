@@ -220,11 +220,11 @@ mod tests {
             "units=a.service&match=B%3D2"
         );
         assert_eq!(
-            s.toggled("exclude", "C=3").url("/logs"),
-            "/logs?units=a.service&match=A%3D1&match=B%3D2&exclude=C%3D3"
+            s.toggled("exclude", "C=3").url("logs"),
+            "logs?units=a.service&match=A%3D1&match=B%3D2&exclude=C%3D3"
         );
         assert_eq!(s.with("units", "b.service").get("units"), Some("b.service"));
-        assert_eq!(QueryState::default().url("/logs"), "/logs");
+        assert_eq!(QueryState::default().url("logs"), "logs");
     }
 
     #[test]
