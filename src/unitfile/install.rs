@@ -258,6 +258,10 @@ fn field_of_message(message: &str) -> &'static str {
         ("After", "after"),
         ("RestartSec", "restart_sec"),
         ("Restart", "restart"),
+        ("MemoryMax", "memory_max"),
+        ("memory limit", "memory_max"),
+        ("CPUQuota", "cpu_quota"),
+        ("CPU quota", "cpu_quota"),
     ];
     KEYS.iter()
         .find(|(key, _)| message.contains(key))

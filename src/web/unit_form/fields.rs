@@ -201,6 +201,26 @@ pub const FIELDS: &[Field] = &[
         },
     },
     Field {
+        name: "memory_max",
+        spec_fields: &["memory_max"],
+        initial: "",
+        show: |s| s.memory_max.clone().unwrap_or_default(),
+        read: |t, d| {
+            d.spec.memory_max = optional(t);
+            Ok(())
+        },
+    },
+    Field {
+        name: "cpu_quota",
+        spec_fields: &["cpu_quota"],
+        initial: "",
+        show: |s| s.cpu_quota.clone().unwrap_or_default(),
+        read: |t, d| {
+            d.spec.cpu_quota = optional(t);
+            Ok(())
+        },
+    },
+    Field {
         name: "health_kind",
         spec_fields: &[],
         initial: "none",
