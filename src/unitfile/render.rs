@@ -219,27 +219,6 @@ pub fn quote_exec_word(word: &str) -> String {
 /// secrets (API keys, database passwords).
 pub const REDACTED: &str = "***";
 
-/// `text` with the value of every `Environment="KEY=value"` line replaced by [`REDACTED`]
-/// (keys stay: they tell what is configured).
-pub fn redact_environment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let key = line
-            .strip_prefix("Environment=\"")
-            .and_then(|rest| rest.split_once('=').map(|(key, _)| key));
-        match key {
-            Some(key) => {
-                out.push_str(&format!("Environment={}", environment_value(key, REDACTED)));
-                if line.ends_with('\n') {
-                    out.push('\n');
-                }
-            }
-            None => out.push_str(line),
-        }
-    }
-    out
-}
-
 /// The value of one `Environment=` line: `"KEY=value"`, C-escaped and `%`-escaped.
 pub fn environment_value(key: &str, value: &str) -> String {
     double_quote(&format!("{key}={value}"))

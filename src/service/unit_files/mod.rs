@@ -42,8 +42,8 @@ use crate::systemd::names::is_valid_unit_name;
 use crate::systemd::{JobInfo, UnitSummary};
 use crate::unitfile::base_name;
 use crate::unitfile::install::VerifyReport;
-use crate::unitfile::render::redact_environment;
 use crate::unitfile::spec::{UnitKind, UnitSpec};
+use crate::unitfile::syntax::redact_secrets;
 
 /// A unit file unitdeck created (`GET /api/v1/unit-files`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -160,7 +160,7 @@ impl UnitFileDetail {
 
 fn redact_files(files: &mut BTreeMap<String, String>) {
     for text in files.values_mut() {
-        *text = redact_environment(text);
+        *text = redact_secrets(text);
     }
 }
 
