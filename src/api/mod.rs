@@ -4,6 +4,7 @@
 mod access;
 mod events;
 pub mod logs;
+mod overrides;
 mod params;
 
 pub mod ports;
@@ -86,6 +87,11 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(logs::download))
         .routes(routes!(logs::merged_logs))
         .routes(routes!(logs::merged_stream))
+        .routes(routes!(overrides::files))
+        .routes(routes!(overrides::get, overrides::put, overrides::delete))
+        .routes(routes!(overrides::preview))
+        .routes(routes!(overrides::revisions))
+        .routes(routes!(overrides::rollback))
         .split_for_parts();
     problems::document(&mut openapi);
     (router, openapi)

@@ -12,7 +12,7 @@ use super::problem::error_for;
 use super::urlencode;
 use crate::auth::{Principal, Scope, secret_hash};
 use crate::error::AppError;
-use crate::service::{AuditEntry, Services};
+use crate::service::{AuditEntry, Services, unit_action_named};
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "unitdeck_session";
@@ -38,12 +38,13 @@ fn required_scope(method: &Method, path: &str) -> Scope {
     }
 }
 
-/// `(name, action)` of `/api/v1/units/{name}/{action}` and `/ui/units/{name}/{action}`.
+/// `(name, action)` of `/api/v1/units/{name}/{action}` and `/ui/units/{name}/{action}`,
+/// for the unit actions only: another route under a unit (its override) stays admin's.
 fn unit_action_path(path: &str) -> Option<(&str, &str)> {
     ["/api/v1/units/", "/ui/units/"]
         .iter()
         .filter_map(|prefix| path.strip_prefix(prefix)?.split_once('/'))
-        .find(|(name, action)| !name.is_empty() && !action.is_empty() && !action.contains('/'))
+        .find(|(name, action)| !name.is_empty() && unit_action_named(action).is_ok())
 }
 
 fn is_state_changing(method: &Method) -> bool {
@@ -268,6 +269,14 @@ mod tests {
             required_scope(&Method::POST, "/api/v1/unit-files/a/rollback"),
             Scope::Admin
         );
+        for path in [
+            "/api/v1/units/a.service/override",
+            "/api/v1/units/a.service/override/preview",
+            "/api/v1/units/a.service/explode",
+            "/ui/units/a.service/start/x",
+        ] {
+            assert_eq!(required_scope(&Method::POST, path), Scope::Admin, "{path}");
+        }
     }
 
     #[test]

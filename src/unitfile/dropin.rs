@@ -126,7 +126,8 @@ pub struct OverrideSpec {
     #[serde(default)]
     pub exec_start: Option<Vec<String>>,
     /// Other `[Unit]` and `[Service]` settings, one `Key=value` a line under their section
-    /// header; `#` comments and blank lines are kept and dropped.
+    /// header (`[Service]\nLimitNOFILE=65536`); `#` comments are kept, blank lines
+    /// dropped.
     #[serde(default, deserialize_with = "null_as_default")]
     pub raw: String,
 }

@@ -367,7 +367,8 @@ pub async fn preflight(spec: &UnitSpec) -> Vec<FieldError> {
     errors
 }
 
-fn check_program(program: &Path) -> Result<(), String> {
+/// The program of a command exists here and is executable.
+pub fn check_program(program: &Path) -> Result<(), String> {
     let shown = program.display();
     match std::fs::metadata(program) {
         Ok(m) if !m.is_file() => Err(format!("item 0 (the program) {shown} is not a file")),
@@ -635,6 +636,31 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf>
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+// --- a unit's sources ------------------------------------------------------------------
+
+/// Longest file shown or verified; more is cut (unit files are far shorter).
+pub const MAX_SOURCE_BYTES: usize = 1 << 20;
+
+/// Reads a file systemd names as a unit's source (its fragment or a drop-in), at most
+/// [`MAX_SOURCE_BYTES`], and whether more was cut. Only a regular file: anything else
+/// (a FIFO named `.conf` would block the read, `/dev/null` masks) is an error.
+pub fn read_source(path: &Path) -> io::Result<(String, bool)> {
+    use std::io::Read as _;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SOURCE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    let cut = bytes.len() > MAX_SOURCE_BYTES;
+    bytes.truncate(MAX_SOURCE_BYTES);
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), cut))
 }
 
 // --- unitdeck's drop-in ---------------------------------------------------------------

@@ -25,7 +25,9 @@ mod checks;
 mod restore;
 mod state;
 
+pub(in crate::service) use restore::{ACTOR, left_alone};
 pub use restore::{FileState, reconcile_on_start};
+pub(in crate::service) use state::is_running;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
