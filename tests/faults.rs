@@ -885,35 +885,6 @@ async fn kill_9_during_audit_writes() {
 
 // --- 5. a full unit directory ---------------------------------------------------------
 
-/// Every entry of the container's unit directory: name → contents (files) or link target.
-fn unit_dir_listing(sb: &Sandbox) -> BTreeMap<String, Vec<u8>> {
-    let dir = sb.root().join(UNIT_DIR.trim_start_matches('/'));
-    let mut out = BTreeMap::new();
-    let mut todo = vec![dir.clone()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let entry = entry.unwrap();
-            let path = entry.path();
-            let rel = path
-                .strip_prefix(&dir)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let kind = entry.file_type().unwrap();
-            let value = if kind.is_symlink() {
-                format!("-> {}", std::fs::read_link(&path).unwrap().display()).into_bytes()
-            } else if kind.is_dir() {
-                todo.push(path);
-                b"dir".to_vec()
-            } else {
-                std::fs::read(&path).unwrap()
-            };
-            out.insert(rel, value);
-        }
-    }
-    out
-}
-
 /// A tmpfs of `size` over the unit directory, holding what was there; unitdeck restarts
 /// so that its own mount namespace (ReadWritePaths=) sees it.
 fn unit_dir_on_tmpfs(sb: &Sandbox, size: &str) {
@@ -977,7 +948,7 @@ async fn full_unit_directory_is_a_clean_5xx() {
         }
         let df = sb.sh(&format!("df -k --output=avail {UNIT_DIR} | tail -1"));
         eprintln!("{free_pages} page(s) free: {} KiB available", df.trim());
-        let before = unit_dir_listing(&sb);
+        let before = sb.unit_dir_snapshot();
         let res = api
             .post_json("/api/v1/unit-files", &crash_spec("no-room"))
             .await;
@@ -993,7 +964,7 @@ async fn full_unit_directory_is_a_clean_5xx() {
 
         // Nothing half-written, nothing recorded, systemd never saw it.
         assert_eq!(
-            unit_dir_listing(&sb),
+            sb.unit_dir_snapshot(),
             before,
             "the unit directory is unchanged"
         );

