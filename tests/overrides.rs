@@ -502,3 +502,187 @@ async fn code_server_and_difit_are_overridden_rolled_back_and_restored_exactly()
             .contains(&"DIFIT_REPO=unitdeck".to_string())
     );
 }
+
+/// A valid override, for the units that may not have one.
+fn harmless() -> Value {
+    json!({"environment": {"HARMLESS": "1"}})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_overrides_are_refused_and_change_nothing() {
+    let sb = Sandbox::start();
+    let api = sb.login().await;
+    let unit = "[Unit]\nDescription=a victim\n[Service]\nExecStart=/bin/sleep infinity\n";
+    sb.write("/run/elsewhere/keep.conf", "[Service]\nNice=1\n");
+    for name in ["victim", "linked", "foreign", "symconf", "web-"] {
+        sb.write(&format!("{UNIT_DIR}/{name}.service"), unit);
+    }
+    sb.write(
+        &format!("{UNIT_DIR}/foreign.service.d/50-unitdeck.conf"),
+        "[Service]\nNice=2\n",
+    );
+    sb.sh(&format!(
+        "ln -s /run/elsewhere {UNIT_DIR}/linked.service.d && \
+         mkdir {UNIT_DIR}/symconf.service.d && \
+         ln -s /run/elsewhere/keep.conf {UNIT_DIR}/symconf.service.d/50-unitdeck.conf && \
+         ln -s /dev/null {UNIT_DIR}/masked.service && \
+         ln -s /usr/lib/systemd/system/dbus.service {UNIT_DIR}/messagebus.service && \
+         ln -s /usr/lib/systemd/system/poweroff.target {UNIT_DIR}/innocent.target && \
+         systemctl daemon-reload && systemctl start victim.service"
+    ));
+    let made =
+        json!({"name": "made-here", "kind": "service", "exec_start": ["/bin/sleep", "infinity"]});
+    assert_eq!(
+        api.post_json("/api/v1/unit-files", &made).await.status(),
+        201
+    );
+    let elsewhere = || {
+        std::fs::read_dir(sb.root().join("run/elsewhere"))
+            .unwrap()
+            .count()
+    };
+    let before = sb.unit_dir_snapshot();
+
+    // Raw lines an attacker would try, then structured values: 422 on their field.
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(project_root().join("tests/fixtures/hostile_raw.json")).unwrap(),
+    )
+    .unwrap();
+    let mut hostile: Vec<(Value, &str)> = fixture["raw"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|raw| (json!({"raw": raw}), "raw"))
+        .collect();
+    assert!(hostile.len() >= 30);
+    hostile.extend([
+        (json!({"environment": {"A\nB": "x"}}), "environment"),
+        (
+            json!({"environment": {"A": "x\n[Service]\nExecStartPre=/bin/sh"}}),
+            "environment",
+        ),
+        (json!({"exec_start": ["sleep", "1"]}), "exec_start"),
+        (json!({"exec_start": ["-/bin/true"]}), "exec_start"),
+        (
+            json!({"exec_start": ["/nonexistent/program"]}),
+            "exec_start",
+        ),
+        (json!({"restart_sec": "5 parsecs"}), "restart_sec"),
+        (
+            json!({"timeout_stop_sec": "1\nExecStartPre=/bin/sh"}),
+            "timeout_stop_sec",
+        ),
+        (json!({"memory_max": "1Q"}), "memory_max"),
+        (json!({"cpu_quota": "50%%"}), "cpu_quota"),
+        (json!({"nice": 99}), "nice"),
+        (json!({"restart": "sometimes"}), "restart"),
+        (json!({"wants": ["poweroff.target"]}), "wants"),
+        (json!({"wants": ["runlevel0.target"]}), "wants"),
+        (json!({"wants": ["innocent.target"]}), "wants"),
+        (
+            json!({"after": ["x.service\nExecStartPre=/bin/sh"]}),
+            "after",
+        ),
+        (json!({"raw": "[Unit]\nRequires=innocent.target"}), "raw"),
+        (
+            json!({"raw": "[Unit]\nConflicts=messagebus.service"}),
+            "raw",
+        ),
+        (
+            json!({"raw": "[Unit]\nPropagatesStopTo=dbus.service"}),
+            "raw",
+        ),
+        (json!({"raw": "[Service]\nLimitNOFILE=lots"}), "raw"),
+        (json!({"bogus": 1}), "bogus"),
+        (json!({}), "override"),
+    ]);
+    for (spec, field) in &hostile {
+        // A preview shows what systemd or this machine object to (200, `verify.errors`);
+        // a rule broken is a 422 there too. A save refuses both.
+        let res = api
+            .post_json("/api/v1/units/victim.service/override/preview", spec)
+            .await;
+        if res.status() == 200 {
+            let preview: Value = res.json().await.unwrap();
+            assert_eq!(
+                preview["verify"]["errors"][0]["field"], *field,
+                "{spec}: {preview}"
+            );
+        } else {
+            let body = problem(res, 422).await;
+            assert_eq!(body["errors"][0]["field"], *field, "{spec} preview: {body}");
+        }
+        let res = api
+            .put_json("/api/v1/units/victim.service/override", spec)
+            .await;
+        let body = problem(res, 422).await;
+        assert_eq!(body["errors"][0]["field"], *field, "{spec}: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(!message.chars().any(char::is_control), "{message:?}");
+    }
+    eprintln!("{} hostile override specs refused", hostile.len());
+
+    // Units that may not be overridden: nothing written, whatever the spec.
+    for (name, status) in [
+        ("linked.service", 409),
+        ("foreign.service", 409),
+        ("symconf.service", 409),
+        ("web-.service", 409),
+        ("masked.service", 409),
+        ("made-here.service", 409),
+        ("dbus.service", 409),
+        ("messagebus.service", 409),
+        ("unitdeck.service", 409),
+        ("systemd-journald.service", 409),
+        ("runlevel0.target", 409),
+        ("innocent.target", 409),
+        ("nope.service", 404),
+        ("a%20b.service", 400),
+    ] {
+        let url = format!("/api/v1/units/{name}/override");
+        let body = problem(api.put_json(&url, &harmless()).await, status).await;
+        eprintln!("{name}: {}", body["detail"]);
+        problem(api.get(&url).await, status).await;
+        problem(api.delete(&url).await, status).await;
+        problem(
+            api.post_json(&format!("{url}/preview"), &harmless()).await,
+            status,
+        )
+        .await;
+    }
+    let body = problem(
+        api.put_json("/api/v1/units/linked.service/override", &harmless())
+            .await,
+        409,
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("symbolic link"),
+        "{body}"
+    );
+    let body = problem(
+        api.put_json("/api/v1/units/messagebus.service/override", &harmless())
+            .await,
+        409,
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("protected"),
+        "{body}"
+    );
+    problem(
+        api.delete("/api/v1/units/victim.service/override").await,
+        404,
+    )
+    .await;
+
+    assert_eq!(
+        sb.unit_dir_snapshot(),
+        before,
+        "a refused override wrote something"
+    );
+    assert_eq!(elsewhere(), 1, "something was written through the symlink");
+    let records = audit(&api).await;
+    find_audit(&records, "override.save", Some("victim.service"), "invalid");
+    find_audit(&records, "override.save", Some("dbus.service"), "refused");
+}
