@@ -123,7 +123,8 @@ pub struct OverrideState {
     pub text: Option<String>,
     /// The drop-in on disk against the current revision; null without an override.
     pub on_disk: Option<FileState>,
-    /// The unit runs since before the current revision, which takes a restart to apply.
+    /// The unit runs since before the latest revision (a removal too), which takes a
+    /// restart to apply.
     pub restart_needed: bool,
     /// Newest first.
     pub revisions: Vec<OverrideRevision>,
@@ -254,21 +255,24 @@ impl Services {
             .into_iter()
             .map(OverrideRevision::of)
             .collect::<AppResult<_>>()?;
-        let current = revisions.first().filter(|r| !r.removed);
-        let restart_needed = match (current, &target.summary) {
-            (Some(rev), summary) => {
+        let latest = revisions.first();
+        let current = latest.filter(|r| !r.removed);
+        // A removal too: the unit runs with the override until it restarts.
+        let restart_needed = match latest {
+            Some(rev) => {
                 let row = self
                     .db
                     .override_revision(&target.unit, rev.revision)
                     .await?;
                 row.is_some_and(|r| r.restart)
-                    && super::unit_files::is_running(summary)
-                    && summary
+                    && super::unit_files::is_running(&target.summary)
+                    && target
+                        .summary
                         .active_since
                         .as_deref()
                         .is_some_and(|since| since < rev.created_at.as_str())
             }
-            (None, _) => false,
+            None => false,
         };
         Ok(OverrideState {
             path: target.path.display().to_string(),
