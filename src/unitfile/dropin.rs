@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 
 use super::directives::{DEPENDENCY_KEYS, Directives};
 use super::render::{EXEC_COMMENT, MANAGED_HEADER, REDACTED, environment_value, exec_start_value};
+use super::syntax::redact_secrets;
 use super::validate::{
     MAX_ENV_VARS, check_cpu_quota, check_dependencies, check_exec_start, check_memory_max,
     check_pulled_in, check_variable, no_control, show,
@@ -155,11 +156,13 @@ fn time_span<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String
 }
 
 impl OverrideSpec {
-    /// The spec with every environment value replaced by `***` (for callers below admin).
+    /// The spec with every secret value replaced by `***` (for callers below admin): the
+    /// environment's, and those of raw lines (`SetCredential=` data).
     pub fn redacted(mut self) -> Self {
         for value in self.environment.values_mut().flatten() {
             *value = REDACTED.to_string();
         }
+        self.raw = redact_secrets(&self.raw);
         self
     }
 

@@ -319,9 +319,14 @@ fn descriptions_and_redaction_hold_no_value() {
          TimeoutStopSec, MemoryMax, CPUQuota, Nice, After, Wants, ExecStart, LimitNOFILE, \
          StartLimitBurst"
     );
-    let hidden = spec.redacted();
+    let hidden = OverrideSpec {
+        raw: "[Service]\nSetCredential=db:hunter2\n".into(),
+        ..spec
+    }
+    .redacted();
     assert_eq!(hidden.environment["GREETING"].as_deref(), Some("***"));
     assert_eq!(hidden.environment["PASSWORD"], None);
+    assert_eq!(hidden.raw, "[Service]\nSetCredential=\"db:***\"\n");
 }
 
 #[test]
