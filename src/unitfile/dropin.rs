@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::directives::{DEPENDENCY_KEYS, Directives};
@@ -90,26 +90,27 @@ impl Restart {
 pub struct OverrideSpec {
     /// `NAME` → value to set or change (`Environment=`, passed exactly); `NAME` → null to
     /// remove it, whoever set it (`UnsetEnvironment=`).
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default)]
     #[schema(value_type = BTreeMap<String, Option<String>>)]
     pub environment: BTreeMap<String, Option<String>>,
     /// `Restart=`.
     #[serde(default)]
     pub restart: Option<Restart>,
-    /// `RestartSec=`: a systemd time span (`5`, `5s`, `500ms`, `1min 30s`); a JSON number
-    /// is seconds.
-    #[serde(default, deserialize_with = "time_span")]
-    #[schema(value_type = Option<String>, example = "5s")]
+    /// `RestartSec=`: a systemd time span (`5`, `5s`, `500ms`, `1min 30s`).
+    #[serde(default)]
+    #[schema(example = "5s", max_length = 64)]
     pub restart_sec: Option<String>,
-    /// `TimeoutStopSec=`: a time span, or `infinity`; a JSON number is seconds.
-    #[serde(default, deserialize_with = "time_span")]
-    #[schema(value_type = Option<String>, example = "30s")]
+    /// `TimeoutStopSec=`: a time span, or `infinity`.
+    #[serde(default)]
+    #[schema(example = "30s", max_length = 64)]
     pub timeout_stop_sec: Option<String>,
     /// `MemoryMax=`: `512M`, `2G`, `50%` of the machine, or `infinity`.
     #[serde(default)]
+    #[schema(max_length = 32)]
     pub memory_max: Option<String>,
     /// `CPUQuota=`: percent of one CPU (`50%`, `200%`).
     #[serde(default)]
+    #[schema(max_length = 32)]
     pub cpu_quota: Option<String>,
     /// `Nice=`: -20 (first) to 19 (last).
     #[serde(default)]
@@ -117,10 +118,10 @@ pub struct OverrideSpec {
     pub nice: Option<i64>,
     /// Units to order after, added to the unit's own (`After=`; dependencies can only be
     /// added by a drop-in).
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default)]
     pub after: Vec<String>,
     /// Units to start along, added to the unit's own (`Wants=`).
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default)]
     pub wants: Vec<String>,
     /// A new command as an argv (`[0]` absolute), replacing the unit's: written as the
     /// resetting `ExecStart=` and the command, quoted like the unit files unitdeck creates.
@@ -129,30 +130,9 @@ pub struct OverrideSpec {
     /// Other `[Unit]` and `[Service]` settings, one `Key=value` a line under their section
     /// header (`[Service]\nLimitNOFILE=65536`); `#` comments are kept, blank lines
     /// dropped.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default)]
+    #[schema(max_length = 16384)] // MAX_RAW_BYTES: the attribute takes a literal
     pub raw: String,
-}
-
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
-}
-
-/// A time span as text, or a whole number of seconds.
-fn time_span<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Span {
-        Text(String),
-        Seconds(u64),
-    }
-    Ok(Option::<Span>::deserialize(deserializer)?.map(|s| match s {
-        Span::Text(t) => t,
-        Span::Seconds(n) => n.to_string(),
-    }))
 }
 
 impl OverrideSpec {

@@ -142,6 +142,7 @@ fn hostile_raw_lines_are_refused() {
     }
     let long = format!("[Service]\n{}", "# x\n".repeat(MAX_RAW_LINES));
     assert_eq!(checked(&raw(&long)).unwrap_err()[0].field, "raw");
+    assert_eq!(MAX_RAW_BYTES, 16384, "the OpenAPI maxLength of raw says 16384");
     let big = format!("[Service]\nUser={}", "a".repeat(MAX_RAW_BYTES));
     assert_eq!(checked(&raw(&big)).unwrap_err()[0].field, "raw");
     // Messages say what is wrong.
@@ -298,15 +299,24 @@ fn structured_fields_are_checked() {
 }
 
 #[test]
-fn numbers_are_seconds_and_nulls_are_empty() {
+fn bodies_are_what_the_schema_says() {
     let spec: OverrideSpec = serde_json::from_value(serde_json::json!({
-        "restart_sec": 5, "timeout_stop_sec": "1min", "environment": {"A": "1", "B": null},
-        "after": null, "raw": null
+        "restart_sec": "5", "timeout_stop_sec": "1min", "environment": {"A": "1", "B": null}
     }))
     .unwrap();
     assert_eq!(spec.restart_sec.as_deref(), Some("5"));
     assert_eq!(spec.environment["B"], None);
-    assert!(serde_json::from_value::<OverrideSpec>(serde_json::json!({"bogus": 1})).is_err());
+    for bad in [
+        serde_json::json!({"bogus": 1}),
+        serde_json::json!({"after": null}),
+        serde_json::json!({"raw": null}),
+        serde_json::json!({"restart_sec": 5}),
+    ] {
+        assert!(
+            serde_json::from_value::<OverrideSpec>(bad.clone()).is_err(),
+            "{bad}"
+        );
+    }
 }
 
 #[test]
