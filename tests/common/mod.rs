@@ -29,6 +29,7 @@ const HOST_SERVICES: &[&str] = &[
     "avahi-daemon.service",
     "avahi-daemon.socket",
     "upower.service",
+    "nginx.service",
 ];
 
 pub const PASSWORD: &str = "test-password-1";
