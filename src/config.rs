@@ -62,6 +62,11 @@ pub struct ServeArgs {
     /// directory; `off` [default: off, or on when --tls-cert is given]
     #[arg(long, env = "UNITDECK_TLS")]
     pub tls: Option<String>,
+    /// Serve under this path, as a reverse proxy that keeps its prefix forwards it (e.g.
+    /// `/absproxy/8035` behind code-server); not needed behind one that strips it
+    /// (`/proxy/8035/`), where every URL unitdeck emits is relative anyway [default: none]
+    #[arg(long, env = "UNITDECK_BASE_PATH")]
+    pub base_path: Option<String>,
     /// Optional TOML file with the same keys (listen, state_dir, unit_dir, ports, ...)
     #[arg(long, env = "UNITDECK_CONFIG")]
     pub config: Option<PathBuf>,
@@ -83,6 +88,33 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls: Option<String>,
+    base_path: Option<String>,
+}
+
+/// `/absproxy/8035/` → `/absproxy/8035`; empty or `/` → empty. Plain path segments only:
+/// it is written into pages and cookies.
+fn parse_base_path(s: &str) -> Result<String, String> {
+    let trimmed = s.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    if !trimmed.starts_with('/') {
+        return Err("must start with /".into());
+    }
+    for segment in trimmed[1..].split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return Err(format!("{segment:?} is not a path segment"));
+        }
+        if let Some(c) = segment
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "-._~".contains(*c)))
+        {
+            return Err(format!(
+                "{c:?} is not allowed (letters, digits, - . _ ~ and /)"
+            ));
+        }
+    }
+    Ok(trimmed.to_string())
 }
 
 /// Where the login password comes from.
@@ -118,6 +150,8 @@ pub struct Config {
     /// A session ends after this long without use.
     pub session_idle: Duration,
     pub tls: Tls,
+    /// The path prefix every route is under: empty, or `/a/b` (no trailing slash).
+    pub base_path: String,
 }
 
 impl Config {
@@ -179,9 +213,13 @@ impl Config {
                 anyhow::bail!("tls {mode:?} with a certificate: leave --tls unset or say on")
             }
         };
+        let base = args.base_path.or(file.base_path).unwrap_or_default();
+        let base_path =
+            parse_base_path(&base).map_err(|e| anyhow::anyhow!("base path {base:?}: {e}"))?;
         Ok(Self {
             listen,
             allowed_hosts,
+            base_path,
             session_idle,
             tls,
             state_dir: args
@@ -284,6 +322,21 @@ mod tests {
         assert_eq!(c.session_idle, Duration::from_secs(12 * 3600));
         assert_eq!(c.tls, Tls::Off);
         assert!(c.allowed_hosts.is_empty());
+    }
+
+    #[test]
+    fn base_paths_are_plain_segments() {
+        assert_eq!(parse_base_path("").unwrap(), "");
+        assert_eq!(parse_base_path("/").unwrap(), "");
+        assert_eq!(
+            parse_base_path("/absproxy/8035/").unwrap(),
+            "/absproxy/8035"
+        );
+        for bad in [
+            "absproxy", "/a//b", "/a/../b", "/a b", "/a\"/b", "/a?b", "/a#b",
+        ] {
+            assert!(parse_base_path(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -67,7 +67,7 @@ struct Booted {
 /// the developer account, the entrypoint's files, both started.
 fn boot_dev_container() -> Booted {
     let stand_ins = StandIns::create();
-    let sb = Sandbox::start_with_args(&stand_ins.nspawn_args());
+    let sb = Sandbox::start_in(&stand_ins.nspawn_args(), &[]);
     let deploy = project_root().join("deploy/systemd");
     for unit in ["code-server.service", "difit.service"] {
         let text = std::fs::read_to_string(deploy.join(unit)).unwrap();

@@ -6,7 +6,7 @@
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::problem::error_for;
 use super::urlencode;
@@ -26,12 +26,15 @@ fn is_public(method: &Method, path: &str) -> bool {
         || (path == "/api/v1/session" && method == Method::POST)
 }
 
-/// The least scope a request needs: GETs read, unit actions operate, the rest admin.
+/// The least scope a request needs: GETs read, unit actions and pins operate, the rest
+/// admin.
 fn required_scope(method: &Method, path: &str) -> Scope {
     if matches!(*method, Method::GET | Method::HEAD) {
         return Scope::Read;
     }
-    if *method == Method::POST && unit_action_path(path).is_some() {
+    let pin = matches!(*method, Method::PUT | Method::DELETE) && path.starts_with("/api/v1/pins/")
+        || *method == Method::POST && is_row_pin(path);
+    if pin || *method == Method::POST && unit_action_path(path).is_some() {
         Scope::Operate
     } else {
         Scope::Admin
@@ -45,6 +48,13 @@ fn unit_action_path(path: &str) -> Option<(&str, &str)> {
         .iter()
         .filter_map(|prefix| path.strip_prefix(prefix)?.split_once('/'))
         .find(|(name, action)| !name.is_empty() && unit_action_named(action).is_ok())
+}
+
+/// The star of a row on the pages: `/ui/units/{name}/pin` and `/unpin`.
+fn is_row_pin(path: &str) -> bool {
+    path.strip_prefix("/ui/units/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(name, what)| !name.is_empty() && matches!(what, "pin" | "unpin"))
 }
 
 fn is_state_changing(method: &Method) -> bool {
@@ -158,7 +168,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             } else {
                 format!("?next={}", urlencode(target))
             };
-            return Redirect::to(&format!("/login{next}")).into_response();
+            return super::base::redirect(&format!("/login{next}")).into_response();
         }
     }
     next.run(req).await
@@ -277,6 +287,16 @@ mod tests {
         ] {
             assert_eq!(required_scope(&Method::POST, path), Scope::Admin, "{path}");
         }
+        for method in [Method::PUT, Method::DELETE] {
+            assert_eq!(
+                required_scope(&method, "/api/v1/pins/a.service"),
+                Scope::Operate
+            );
+        }
+        assert_eq!(
+            required_scope(&Method::POST, "/ui/units/a.service/pin"),
+            Scope::Operate
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - `units`: list, detail, actions (audited), the last run's log;
 //! - `access`: login, sessions, API tokens, the audit log;
 //! - `logs`: log filters, reads and live follows;
+//! - `pins`: the units the dashboard shows first;
 //! - `ports`: which process and unit holds each port;
 //! - `health`: HTTP/TCP probes of the units unitdeck created, restarts after failures;
 //! - `unit_files`: creating, changing, rolling back and deleting unit files, and putting
@@ -18,6 +19,7 @@ mod access;
 pub mod health;
 pub mod logs;
 pub mod overrides;
+mod pins;
 mod ports;
 pub mod unit_files;
 mod units;
@@ -52,6 +54,7 @@ pub struct Services {
     health: health::HealthChecks,
     /// Remembers socket holders between port scans (see `ports::PortScanner`).
     port_scanner: Arc<Mutex<PortScanner>>,
+    pins: pins::Pins,
 }
 
 impl Services {
@@ -82,6 +85,7 @@ impl Services {
                 tracing::error!(error = %e, "cannot settle the login password");
             }
         });
+        let pins = pins::Pins::load(&db).await?;
         let systemd = Systemd::start(config.bus_address.clone(), own_unit());
         systemd.set_managed(unit_files::managed_names(&db).await?);
         let services = Self {
@@ -93,6 +97,7 @@ impl Services {
             login_limiter: Arc::new(LoginLimiter::default()),
             health: Default::default(),
             port_scanner: Arc::new(Mutex::new(PortScanner::new("/proc"))),
+            pins,
         };
         if let Err(e) = unit_files::reconcile_on_start(&services).await {
             tracing::error!(error = %e, "cannot check the unit files unitdeck created");
@@ -104,11 +109,12 @@ impl Services {
     }
 
     /// The domain over an in-memory database and a systemd stand-in (`Systemd::stand_in`),
-    /// with the login password `password`: for tests of the HTTP layer, without root, a
-    /// bus or a container.
+    /// with the login password `password`, served under `base_path`: for tests of the
+    /// HTTP layer, without root, a bus or a container.
     #[cfg(test)]
-    pub async fn stand_in(password: &str, units: &[(&str, &str, &str)]) -> Self {
+    pub async fn stand_in(password: &str, units: &[(&str, &str, &str)], base_path: &str) -> Self {
         let config = Config {
+            base_path: base_path.into(),
             password: crate::config::PasswordSource::Plain(password.to_string()),
             state_dir: std::env::temp_dir().join("unitdeck-stand-in"),
             unit_dir: std::env::temp_dir().join("unitdeck-stand-in/units"),
@@ -128,6 +134,7 @@ impl Services {
             login_limiter: Arc::new(LoginLimiter::default()),
             health: Default::default(),
             port_scanner: Arc::new(Mutex::new(PortScanner::new("/nonexistent"))),
+            pins: Default::default(),
         }
     }
 

@@ -13,7 +13,7 @@ use askama_web::WebTemplate;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 
 mod fields;
 mod overrides;
@@ -26,6 +26,7 @@ pub use overrides::{
 use super::pages::{Chrome, with_notice};
 use crate::auth::{Principal, Scope};
 use crate::error::{AppError, FieldError};
+use crate::http::base::redirect;
 use crate::http::problem::{PageError, status_of};
 use crate::http::urlencode;
 use crate::service::Services;
@@ -196,15 +197,15 @@ async fn page(
     Ok(FormPage {
         chrome: Chrome::new(if editing.is_some() { "services" } else { "new" }),
         action: match &editing {
-            Some(name) => format!("/units/{}/edit", urlencode(name)),
-            None => "/units/new".into(),
+            Some(name) => format!("units/{}/edit", urlencode(name)),
+            None => "units/new".into(),
         },
         name_q: editing.as_deref().map(urlencode).unwrap_or_default(),
         rollback_action: editing
             .as_deref()
-            .map(|n| format!("/units/{}/rollback", urlencode(n)))
+            .map(|n| format!("units/{}/rollback", urlencode(n)))
             .unwrap_or_default(),
-        primary_href: format!("/units/{}", urlencode(&primary)),
+        primary_href: format!("units/{}", urlencode(&primary)),
         editing,
         f,
         errors,
@@ -438,7 +439,7 @@ fn redirect_telling(
     request: &HeaderMap,
     applied: &Applied,
 ) -> Response {
-    let mut response = Redirect::to(to).into_response();
+    let mut response = redirect(to).into_response();
     if !applied.warnings.is_empty() {
         let message = format!(
             "Saved as revision {}, but: {}",
@@ -457,7 +458,7 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<Response, PageError> {
     state.services.delete_unit_file(&principal, &name).await?;
-    Ok(Redirect::to("/").into_response())
+    Ok(redirect("/").into_response())
 }
 
 #[cfg(test)]

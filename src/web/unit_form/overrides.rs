@@ -11,12 +11,13 @@ use askama_web::WebTemplate;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::fields::{Errors, Intent, number, optional, words};
 use super::{DiffRow, RevisionRow, Viewer, diff_files};
 use crate::auth::Principal;
 use crate::error::{AppError, FieldError};
+use crate::http::base::redirect;
 use crate::http::problem::{PageError, status_of};
 use crate::http::urlencode;
 use crate::service::overrides::{OverrideApplied, OverridePreview, OverrideState};
@@ -393,7 +394,7 @@ async fn page(
         chrome: Chrome::new("services"),
         u: UnitView::of(&state.services, &summary),
         name_q: urlencode(&current.unit),
-        rollback_action: format!("/units/{}/override/rollback", urlencode(&current.unit)),
+        rollback_action: format!("units/{}/override/rollback", urlencode(&current.unit)),
         path: current.path,
         active: current.settings.is_some(),
         restart_needed: current.restart_needed,
@@ -495,7 +496,7 @@ fn saved_redirect(
     done: &str,
 ) -> Response {
     let to = format!("/units/{}/override", urlencode(&applied.unit));
-    let mut response = Redirect::to(&to).into_response();
+    let mut response = redirect(&to).into_response();
     // A needed restart is said by the page itself, with its button.
     let applies = if applied.changed.is_empty() {
         " Nothing changes in the unit's settings."
