@@ -369,7 +369,7 @@ async fn login_next_stays_on_this_site_and_headers_protect_every_answer() {
             "default-src 'self'",
             "script-src 'self'",
             "frame-ancestors 'none'",
-            "base-uri 'none'",
+            "base-uri 'self'",
             "form-action 'self'",
         ] {
             assert!(csp.contains(directive), "{path}: {csp}");

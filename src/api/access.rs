@@ -132,6 +132,7 @@ pub async fn delete_token(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// At most this many records (1-1000, default 100).
     #[param(minimum = 1, maximum = 1000)]
