@@ -4,6 +4,7 @@
 mod access;
 mod events;
 pub mod logs;
+mod overrides;
 mod params;
 mod pins;
 
@@ -92,6 +93,11 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(logs::histogram))
         .routes(routes!(logs::facets))
         .routes(routes!(logs::boots))
+        .routes(routes!(overrides::files))
+        .routes(routes!(overrides::get, overrides::put, overrides::delete))
+        .routes(routes!(overrides::preview))
+        .routes(routes!(overrides::revisions))
+        .routes(routes!(overrides::rollback))
         .split_for_parts();
     problems::document(&mut openapi);
     (router, openapi)

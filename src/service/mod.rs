@@ -11,11 +11,14 @@
 //! - `ports`: which process and unit holds each port;
 //! - `health`: HTTP/TCP probes of the units unitdeck created, restarts after failures;
 //! - `unit_files`: creating, changing, rolling back and deleting unit files, and putting
-//!   them back after a crash or a recreated container.
+//!   them back after a crash or a recreated container;
+//! - `overrides`: every unit's files as systemd reads them, and overrides (one drop-in
+//!   unitdeck owns) of the units it did not create, with revisions, put back the same way.
 
 mod access;
 pub mod health;
 pub mod logs;
+pub mod overrides;
 mod pins;
 mod ports;
 pub mod unit_files;
@@ -102,6 +105,9 @@ impl Services {
         };
         if let Err(e) = unit_files::reconcile_on_start(&services).await {
             tracing::error!(error = %e, "cannot check the unit files unitdeck created");
+        }
+        if let Err(e) = overrides::reconcile_on_start(&services).await {
+            tracing::error!(error = %e, "cannot check the drop-ins unitdeck wrote");
         }
         Ok(services)
     }

@@ -16,12 +16,13 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::asset_url;
 use super::view::{UnitView, dom_id, rows};
-use crate::auth::Principal;
+use crate::auth::{Principal, Scope};
 use crate::error::AppError;
 use crate::http::base::redirect;
 use crate::http::extract::{ClientIp, session_cookie};
 use crate::http::problem::{PageError, status_of};
 use crate::http::sse::{KEEP_ALIVE, async_stream};
+use crate::service::overrides::{SourceKind, UnitSource};
 use crate::service::{SESSION_TTL, unit_action_named, unit_filter};
 use crate::state::AppState;
 use crate::systemd::{UnitDetail, UnitEvent, UnitSummary};
@@ -365,16 +366,63 @@ struct UnitPage {
     resources: String,
     /// Said once after a redirect (a change saved, but its unit did not start).
     notice: Option<String>,
+    /// What systemd reads for it, in its order.
+    sources: Vec<SourceView>,
+}
+
+/// One file of a unit as its page shows it.
+struct SourceView {
+    path: String,
+    fragment: bool,
+    text: String,
+    managed: bool,
+    /// The settings it assigns, as `Key=`, comma-separated.
+    changes: String,
+    note: Option<String>,
+}
+
+impl SourceView {
+    fn of(source: UnitSource) -> Self {
+        let keys: Vec<String> = source
+            .changes
+            .iter()
+            .map(|k| format!("{}=", k.rsplit('.').next().unwrap_or(k)))
+            .collect();
+        Self {
+            path: source.path,
+            fragment: source.kind == SourceKind::Fragment,
+            text: source.text,
+            managed: source.managed,
+            changes: keys.join(", "),
+            note: source.note,
+        }
+    }
 }
 
 pub async fn unit_page(
     State(state): State<AppState>,
+    principal: Principal,
     Path(name): Path<String>,
     headers: HeaderMap,
     request: super::logs::ViewRequest,
 ) -> Result<Response, PageError> {
     let d = state.services.unit_detail(&name).await?;
     let (log_controls, log_view) = request.unit_panel(&state, &d).await?;
+    // Environment values are an admin's to see.
+    let sources = state
+        .services
+        .unit_sources(&d.summary.name)
+        .await?
+        .into_iter()
+        .map(|s| {
+            if principal.scope >= Scope::Admin {
+                s
+            } else {
+                s.redacted()
+            }
+        })
+        .map(SourceView::of)
+        .collect();
     let link = |names: &[String]| {
         names
             .iter()
@@ -392,8 +440,7 @@ pub async fn unit_page(
     let resources = resources(&state, &d.summary)
         .render()
         .map_err(|e| PageError::from(AppError::internal(e)))?;
-    let notice = state.notices.take(&headers);
-    let page = UnitPage {
+    let page = |notice| UnitPage {
         chrome: Chrome::new("services"),
         resources,
         u: UnitView::of(&state.services, &d.summary),
@@ -406,13 +453,27 @@ pub async fn unit_page(
             .collect(),
         relations,
         d,
-        notice: notice.as_ref().map(|(text, _)| text.clone()),
+        notice,
+        sources,
     };
-    let mut response = page.into_response();
+    Ok(with_notice(&state, &headers, |notice| {
+        page(notice).into_response()
+    }))
+}
+
+/// A page with the notice the request points at: `page` gets its text, the answer clears
+/// its cookie (a notice is shown once).
+pub(crate) fn with_notice(
+    state: &AppState,
+    request: &HeaderMap,
+    page: impl FnOnce(Option<String>) -> Response,
+) -> Response {
+    let notice = state.notices.take(request);
+    let mut response = page(notice.as_ref().map(|(text, _)| text.clone()));
     if let Some((_, clear)) = notice {
         response.headers_mut().append(header::SET_COOKIE, clear);
     }
-    Ok(response)
+    response
 }
 
 /// One unit's row, for the unit page's resync.
