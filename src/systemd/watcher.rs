@@ -581,7 +581,16 @@ async fn fetch_unit(bus: &Bus, name: &str) -> Result<Option<UnitRead>, SystemdEr
     if string_prop(&unit, "LoadState").as_deref() == Some("not-found") {
         return Ok(None);
     }
-    let service = if unit_type(name) != "service" {
+    let service = if unit_type(name) == "timer" {
+        // Which run of its service a trigger started (`transitions`), also for a
+        // trigger from before unitdeck started.
+        bus.fields(
+            &path,
+            "org.freedesktop.systemd1.Timer",
+            &["LastTriggerUSec"],
+        )
+        .await
+    } else if unit_type(name) != "service" {
         PropertyMap::new()
     } else if is_at_rest(string_prop(&unit, "ActiveState").as_deref()) {
         // Most services: a third of the calls of a running one.

@@ -27,10 +27,12 @@ mod args;
 mod entry;
 mod follow;
 mod read;
+mod runs;
 
 pub use args::literal_pattern;
 pub use follow::JournalHub;
 pub use read::read;
+pub use runs::{JournalRun, Restarted, startups, unit_runs};
 
 /// Which entries to show. `unit` must already be a validated full unit name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
