@@ -3,7 +3,8 @@
 //! ([`render`]: `NAME.service` and `NAME.timer`, quoted and `%`-escaped), argv quoting
 //! ([`shell`]), diffs between revisions ([`diff`]), and the file system side
 //! ([`install`]: `systemd-analyze verify` and `calendar` in a private directory, atomic
-//! writes with the change's intent recorded first, drop-ins that would apply). The
+//! writes with the change's intent recorded first, drop-ins that would apply), and a
+//! timer's schedule as its files write it ([`timers`]). The
 //! operations that put them together, with systemd and the database, are
 //! `service::unit_files`.
 //!
@@ -19,6 +20,7 @@ pub mod names;
 pub mod render;
 pub mod shell;
 pub mod spec;
+pub mod timers;
 pub mod validate;
 
 pub use install::VerifyReport;
