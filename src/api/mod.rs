@@ -3,7 +3,9 @@
 
 mod access;
 mod events;
+mod jobs;
 pub mod logs;
+mod notifications;
 mod params;
 
 pub mod ports;
@@ -33,7 +35,7 @@ use crate::state::AppState;
         description = "Control plane for the systemd services of a development container.",
         license(name = "MIT")
     ),
-    components(schemas(Problem)),
+    components(schemas(Problem, crate::notify::Notice)),
     modifiers(&Security),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -70,6 +72,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(units::list_units))
         .routes(routes!(units::get_unit))
         .routes(routes!(units::unit_action))
+        .routes(routes!(jobs::runs))
+        .routes(routes!(jobs::timers))
         .routes(routes!(events::events))
         .routes(routes!(unit_files::preview))
         .routes(routes!(unit_files::create, unit_files::list))
@@ -86,6 +90,16 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(logs::download))
         .routes(routes!(logs::merged_logs))
         .routes(routes!(logs::merged_stream))
+        .routes(routes!(
+            notifications::list_channels,
+            notifications::create_channel
+        ))
+        .routes(routes!(
+            notifications::update_channel,
+            notifications::delete_channel
+        ))
+        .routes(routes!(notifications::test_channel))
+        .routes(routes!(notifications::deliveries))
         .split_for_parts();
     problems::document(&mut openapi);
     (router, openapi)

@@ -38,9 +38,10 @@ fn required_scope(method: &Method, path: &str) -> Scope {
     }
 }
 
-/// `(name, action)` of `/api/v1/units/{name}/{action}` and `/ui/units/{name}/{action}`.
+/// `(name, action)` of `/api/v1/units/{name}/{action}`, `/ui/units/{name}/{action}` and
+/// the jobs page's `/ui/jobs/{name}/{action}`.
 fn unit_action_path(path: &str) -> Option<(&str, &str)> {
-    ["/api/v1/units/", "/ui/units/"]
+    ["/api/v1/units/", "/ui/units/", "/ui/jobs/"]
         .iter()
         .filter_map(|prefix| path.strip_prefix(prefix)?.split_once('/'))
         .find(|(name, action)| !name.is_empty() && !action.is_empty() && !action.contains('/'))
@@ -251,6 +252,14 @@ mod tests {
         assert_eq!(
             required_scope(&Method::POST, "/ui/units/a.service/stop"),
             Scope::Operate
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/ui/jobs/a.service/start"),
+            Scope::Operate
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/ui/notifications/channels"),
+            Scope::Admin
         );
         assert_eq!(
             required_scope(&Method::POST, "/api/v1/unit-files"),

@@ -21,7 +21,7 @@ use crate::error::AppError;
 use crate::http::extract::{ClientIp, session_cookie};
 use crate::http::problem::{PageError, status_of};
 use crate::http::sse::{KEEP_ALIVE, async_stream};
-use crate::service::{SESSION_TTL, unit_action_named, unit_filter};
+use crate::service::{LogQuery, SESSION_TTL, unit_action_named, unit_filter};
 use crate::state::AppState;
 use crate::systemd::{UnitDetail, UnitEvent, UnitSummary};
 use crate::unitfile::shell::shell_quote_argv;
@@ -293,14 +293,31 @@ struct UnitPage {
     resources: String,
     /// Said once after a redirect (a change saved, but its unit did not start).
     notice: Option<String>,
+    /// The run whose logs are shown (`?invocation=`), else all of them.
+    run: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct UnitPageQuery {
+    invocation: Option<String>,
 }
 
 pub async fn unit_page(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(q): Query<UnitPageQuery>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let d = state.services.unit_detail(&name).await?;
+    // `?invocation=`: the log view of that run (a notification's link, the runs strip).
+    let logs = LogQuery {
+        invocation: q
+            .invocation
+            .filter(|i| !i.is_empty())
+            .map(|i| i.to_ascii_lowercase()),
+        ..Default::default()
+    };
+    state.services.log_filter(&[&d.summary.name], &logs).await?;
     let link = |names: &[String]| {
         names
             .iter()
@@ -315,7 +332,7 @@ pub async fn unit_page(
         ("Required by", link(&d.required_by)),
         ("Wanted by", link(&d.wanted_by)),
     ];
-    let log_view = super::logs::LogView::new(&d.summary.name, &Default::default())
+    let log_view = super::logs::LogView::new(&d.summary.name, &logs)
         .render()
         .map_err(|e| PageError::from(AppError::internal(e)))?;
     let resources = resources(&state, &d.summary)
@@ -333,6 +350,7 @@ pub async fn unit_page(
             .map(|argv| shell_quote_argv(argv))
             .collect(),
         relations,
+        run: logs.invocation,
         d,
         notice: notice.as_ref().map(|(text, _)| text.clone()),
     };
@@ -554,7 +572,7 @@ async fn changed(tx: &tokio::sync::mpsc::Sender<Event>, unit: &str) -> bool {
         .is_ok()
 }
 
-fn digest_of(html: &str) -> u64 {
+pub(super) fn digest_of(html: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     html.hash(&mut hasher);
