@@ -165,7 +165,7 @@ on('click', e => {
 });
 let raf = 0;
 for (const t of ['htmx:afterSwap', 'htmx:oobAfterSwap', 'htmx:sseMessage'])
-  on(t, () => { raf = raf || requestAnimationFrame(() => { raf = 0; filter(); times(); }); });
+  on(t, () => { raf = raf || requestAnimationFrame(() => { raf = 0; filter(); times(); notifyUi(); }); });
 
 // logs: follow the tail unless scrolled up; cap at 5000 lines
 const follow = new WeakMap(), seenCursors = new WeakMap();

@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 use super::units::checked_unit_name;
 use crate::error::{AppError, AppResult};
 use crate::service::Services;
-use crate::systemd::journal::{self, JournalRun, Restarted};
+use crate::systemd::journal::{self, JournalRun, LogEntry, Restarted};
 use crate::systemd::{Trigger, format_usec};
 use crate::unitfile::timers::{schedule_settings, timespan};
 
@@ -36,6 +36,10 @@ pub const JOB_RUNS: usize = 5;
 const TIMER_WINDOW_USEC: u64 = 2_000_000;
 /// Timers read at once for the jobs list.
 const PARALLEL: usize = 4;
+/// Around a run's first and last entry of PID 1, the lines of its processes: one written
+/// just before "Starting", or received by journald just after the end.
+const RUN_MARGIN_BEFORE_USEC: u64 = 200_000;
+const RUN_MARGIN_AFTER_USEC: u64 = 500_000;
 
 /// One run of a unit.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -230,6 +234,54 @@ impl Services {
                 }
             })
             .collect())
+    }
+
+    /// The last `lines` log lines of a run that has ended: its entries, and those of its
+    /// unit in its time span that journald could not tie to any run (a process that exits
+    /// right after writing is often gone before journald reads its cgroup, and its last
+    /// lines, often the reason it failed, carry no invocation). None while the run goes
+    /// on, or when the journal has no start of it: its invocation filter, followed live,
+    /// shows what there is.
+    pub async fn run_log(
+        &self,
+        name: &str,
+        invocation: &str,
+        lines: usize,
+    ) -> AppResult<Option<Vec<LogEntry>>> {
+        let name = checked_unit_name(name)?;
+        let now = self.systemd.moment(name);
+        let current = now
+            .as_ref()
+            .is_some_and(|m| m.invocation_id.as_deref() == Some(invocation));
+        let running = now.as_ref().is_some_and(|m| {
+            matches!(
+                m.active_state.as_deref(),
+                Some("activating" | "active" | "deactivating" | "reloading")
+            )
+        });
+        if current && running {
+            return Ok(None);
+        }
+        let Some(run) = journal::run_of(name, invocation)
+            .await
+            .map_err(AppError::internal)?
+        else {
+            return Ok(None);
+        };
+        // Ended, though the journal may not have its end yet: until now.
+        let until = run
+            .ended_usec
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_micros().max(0) as u64);
+        let entries = journal::run_entries(
+            name,
+            invocation,
+            run.started_usec.saturating_sub(RUN_MARGIN_BEFORE_USEC),
+            until + RUN_MARGIN_AFTER_USEC,
+            lines,
+        )
+        .await
+        .map_err(AppError::internal)?;
+        Ok(Some(entries))
     }
 
     /// Every timer with the last runs of what it starts, by name.

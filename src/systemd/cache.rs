@@ -84,6 +84,9 @@ pub(super) struct Inner {
     pub(super) changes: broadcast::Sender<UnitChange>,
     /// Starts unitdeck asked for itself (their runs are manual).
     pub(super) own_starts: Mutex<OwnStarts>,
+    /// Units systemd just loaded that the cache did not hold, while they are read: what
+    /// the read finds happened after they were loaded (`transitions`).
+    pub(super) new_units: Mutex<HashSet<String>>,
 }
 
 /// One memory/CPU reading of a unit.
@@ -162,6 +165,7 @@ impl Systemd {
                 removed: Mutex::new(HashMap::new()),
                 changes: broadcast::channel(4096).0,
                 own_starts: Mutex::new(OwnStarts::default()),
+                new_units: Mutex::new(HashSet::new()),
             }),
         }
     }

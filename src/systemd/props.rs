@@ -26,6 +26,8 @@ pub struct UnitRecord {
     pub active_since: Option<String>,
     pub n_restarts: Option<u32>,
     pub invocation_id: Option<String>,
+    /// Whether InvocationID was ever told (None then means "never started").
+    pub invocation_known: bool,
     /// StateChangeTimestamp: when the active state last changed (µs since the epoch).
     pub state_change_usec: Option<u64>,
     /// The service's `Result` (`success`, `exit-code`, ...; a timer's too).
@@ -181,7 +183,10 @@ impl UnitRecord {
                 self.fragment_known = true;
             }
             "ActiveEnterTimestamp" => self.active_since = u64_of(value).and_then(format_usec),
-            "InvocationID" => self.invocation_id = invocation_id(value),
+            "InvocationID" => {
+                self.invocation_id = invocation_id(value);
+                self.invocation_known = true;
+            }
             "MainPID" => self.main_pid = u32_of(value).filter(|pid| *pid != 0),
             "NRestarts" => self.n_restarts = u32_of(value),
             "MemoryCurrent" => self.memory_bytes = u64_of(value).filter(|v| *v != u64::MAX),

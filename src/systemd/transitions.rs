@@ -179,12 +179,21 @@ impl Systemd {
         before: &UnitRecord,
     ) -> Vec<Found> {
         let mut found = Vec::new();
-        // A unit seen for the first time has no past to compare with.
-        let Some(after) = units.get(name).filter(|_| before.is_read()) else {
+        let Some(after) = units.get(name) else {
             return found;
         };
+        // Each comparison needs the field's past: a unit seen for the first time (or read
+        // in full for the first time, after ListUnits) has none. One systemd just loaded
+        // was not running before: what it is now, it became after loading (a new unit
+        // that failed at once is a failure).
+        let new_unit =
+            before.active_state.is_none() && self.inner.new_units.lock().unwrap().contains(name);
         let is = after.active_state.clone();
-        let (was, is) = (before.active_state.as_deref(), is.as_deref());
+        let (was, is) = match before.active_state.as_deref() {
+            Some(was) => (Some(was), is.as_deref()),
+            None if new_unit => (Some("inactive"), is.as_deref()),
+            None => (None, None),
+        };
         if let (Some(a), Some(b)) = (before.n_restarts, after.n_restarts)
             && b > a
         {
@@ -196,7 +205,9 @@ impl Systemd {
         let new_run = after
             .invocation_id
             .as_ref()
-            .filter(|id| before.invocation_id.as_ref() != Some(*id))
+            .filter(|id| {
+                (before.invocation_known || new_unit) && before.invocation_id.as_ref() != Some(*id)
+            })
             .cloned();
         // A run so short that systemd merged its start and end into one change: a new
         // InvocationID at rest with no job left (a starting unit shows its job).
@@ -223,10 +234,10 @@ impl Systemd {
                 trigger: after.run.trigger,
             }));
         }
-        if was != Some("active") && is == Some("active") {
+        if was.is_some_and(|w| w != "active") && is == Some("active") {
             found.push(Found::Now(UnitChange::Active(moment_of(after))));
         }
-        if was != Some("failed") && is == Some("failed") {
+        if was.is_some_and(|w| w != "failed") && is == Some("failed") {
             found.push(Found::ConfirmFailure(name.to_string()));
         }
         found
@@ -333,6 +344,7 @@ mod tests {
         r.load_state = Some("loaded".into());
         r.active_state = Some(state.into());
         r.sub_state = Some(sub.into());
+        r.invocation_known = true;
         r
     }
 
@@ -425,6 +437,28 @@ mod tests {
             step(&systemd, &mut units, r.clone()),
             ["started ?", "ended success ?"]
         );
+    }
+
+    #[test]
+    fn a_unit_just_loaded_that_failed_at_once_failed() {
+        let systemd = Systemd::stand_in(&[]);
+        let mut units = BTreeMap::new();
+        let mut r = record("new.service", "failed", "failed");
+        r.invocation_id = Some("a".repeat(32));
+        systemd
+            .inner
+            .new_units
+            .lock()
+            .unwrap()
+            .insert("new.service".into());
+        assert_eq!(
+            step(&systemd, &mut units, r),
+            ["started ?", "ended ? ?", "confirm failure"]
+        );
+        // Seen first in a fill: its past is unknown.
+        let mut r = record("old.service", "failed", "failed");
+        r.invocation_id = Some("b".repeat(32));
+        assert!(step(&systemd, &mut units, r).is_empty());
     }
 
     #[test]

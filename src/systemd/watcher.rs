@@ -249,7 +249,11 @@ impl Systemd {
         if exists && !undecided {
             return;
         }
+        if !exists {
+            self.inner.new_units.lock().unwrap().insert(name.clone());
+        }
         let stored = self.load_into_cache(bus, &name).await;
+        self.inner.new_units.lock().unwrap().remove(&name);
         if undecided
             && !stored
             && let Some(notes) = self.inner.filling.lock().unwrap().as_mut()

@@ -330,6 +330,33 @@ pub async fn job_events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
+/// The log box of a run that has ended: its lines, rendered, no live stream.
+#[derive(Template, WebTemplate)]
+#[template(path = "run_log.html")]
+pub struct RunLog {
+    lines: Vec<String>,
+    download_url: String,
+    all_url: String,
+}
+
+impl RunLog {
+    pub fn new(
+        unit: &str,
+        invocation: &str,
+        entries: &[crate::systemd::journal::LogEntry],
+    ) -> Self {
+        let unit = urlencode(unit);
+        Self {
+            lines: entries
+                .iter()
+                .map(|e| super::logs::render_line(e, false))
+                .collect(),
+            download_url: format!("/api/v1/units/{unit}/logs/download?invocation={invocation}"),
+            all_url: format!("/units/{unit}#logs"),
+        }
+    }
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "runs_strip.html")]
 struct RunsStrip {

@@ -80,7 +80,7 @@ struct LogLine<'a> {
     unit: Option<&'a str>,
 }
 
-fn render_line(e: &LogEntry, show_unit: bool) -> String {
+pub(super) fn render_line(e: &LogEntry, show_unit: bool) -> String {
     let clock = e.time.get(11..23).unwrap_or(&e.time);
     let who = match (&e.identifier, e.pid) {
         (Some(id), Some(pid)) => format!("{id}[{pid}]"),

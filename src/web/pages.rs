@@ -297,6 +297,9 @@ struct UnitPage {
     run: Option<String>,
 }
 
+/// Lines of a run that has ended, on the unit page.
+const RUN_LOG_LINES: usize = 1000;
+
 #[derive(Deserialize)]
 pub struct UnitPageQuery {
     invocation: Option<String>,
@@ -332,9 +335,24 @@ pub async fn unit_page(
         ("Required by", link(&d.required_by)),
         ("Wanted by", link(&d.wanted_by)),
     ];
-    let log_view = super::logs::LogView::new(&d.summary.name, &logs)
-        .render()
-        .map_err(|e| PageError::from(AppError::internal(e)))?;
+    // A run that has ended: its lines, also those journald could not tie to it; a run
+    // that goes on (or the unit's whole log): followed live.
+    let ended = match &logs.invocation {
+        Some(invocation) => {
+            state
+                .services
+                .run_log(&d.summary.name, invocation, RUN_LOG_LINES)
+                .await?
+        }
+        None => None,
+    };
+    let log_view = match (ended, &logs.invocation) {
+        (Some(entries), Some(invocation)) => {
+            super::jobs::RunLog::new(&d.summary.name, invocation, &entries).render()
+        }
+        _ => super::logs::LogView::new(&d.summary.name, &logs).render(),
+    }
+    .map_err(|e| PageError::from(AppError::internal(e)))?;
     let resources = resources(&state, &d.summary)
         .render()
         .map_err(|e| PageError::from(AppError::internal(e)))?;

@@ -32,7 +32,7 @@ mod runs;
 pub use args::literal_pattern;
 pub use follow::JournalHub;
 pub use read::read;
-pub use runs::{JournalRun, Restarted, startups, unit_runs};
+pub use runs::{JournalRun, Restarted, run_entries, run_of, startups, unit_runs};
 
 /// Which entries to show. `unit` must already be a validated full unit name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -23,9 +23,9 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::entry::first_text;
+use super::entry::{first_text, parse_entry};
 use super::read::output_of;
-use super::{JournalError, check_filter};
+use super::{JournalError, LogEntry, OUTPUT_FIELDS, check_filter};
 
 const UNIT_STARTING: &str = "7d4958e842da4a758f6c1cdc7b36dcc5";
 const UNIT_STARTED: &str = "39f53479d3a045ac8e11786248231fbf";
@@ -248,13 +248,7 @@ pub(super) fn fold(entries: &[Pid1Entry]) -> Vec<JournalRun> {
 
 /// The newest `limit` runs of `unit`, newest first (its start in the journal).
 pub async fn unit_runs(unit: &str, limit: usize) -> Result<Vec<JournalRun>, JournalError> {
-    check_filter(&super::LogFilter {
-        units: vec![unit.to_string()],
-        priority: None,
-        grep: None,
-        invocation: None,
-        since: None,
-    })?;
+    check(unit, None)?;
     // About 3 entries a successful run and 5 a failed one, plus room for odd ones.
     let page = limit.saturating_mul(6).saturating_add(50);
     let mut newest_first: Vec<Pid1Entry> = Vec::new();
@@ -292,6 +286,59 @@ pub async fn unit_runs(unit: &str, limit: usize) -> Result<Vec<JournalRun>, Jour
     Ok(fold(&oldest_first).into_iter().rev().take(limit).collect())
 }
 
+/// The run of `unit` whose INVOCATION_ID is `invocation`, if the journal has its start.
+pub async fn run_of(unit: &str, invocation: &str) -> Result<Option<JournalRun>, JournalError> {
+    check(unit, Some(invocation))?;
+    let args = [
+        "--no-pager".to_string(),
+        "--quiet".into(),
+        "--output=json".into(),
+        FIELDS.into(),
+        "_PID=1".into(),
+        format!("UNIT={unit}"),
+        format!("INVOCATION_ID={invocation}"),
+    ];
+    let entries = read_entries(&args).await?;
+    Ok(fold(&entries)
+        .into_iter()
+        .find(|r| r.invocation_id.as_deref() == Some(invocation)))
+}
+
+/// The last `lines` entries of `unit` between `since` and `until` (µs since the epoch)
+/// that belong to `invocation` or to no invocation, oldest first: a run's lines,
+/// including those journald could not tie to it (a process that exits right after it
+/// writes is often gone before journald reads its cgroup).
+pub async fn run_entries(
+    unit: &str,
+    invocation: &str,
+    since: u64,
+    until: u64,
+    lines: usize,
+) -> Result<Vec<LogEntry>, JournalError> {
+    check(unit, Some(invocation))?;
+    let at = |usec: u64| format!("@{}.{:06}", usec / 1_000_000, usec % 1_000_000);
+    let args = [
+        "--no-pager".to_string(),
+        "--quiet".into(),
+        "--all".into(),
+        "--output=json".into(),
+        OUTPUT_FIELDS.into(),
+        format!("--unit={unit}"),
+        format!("--since={}", at(since)),
+        format!("--until={}", at(until)),
+        "--reverse".into(),
+        format!("--lines={lines}"),
+    ];
+    let mut entries: Vec<LogEntry> = output_of(&args)
+        .await?
+        .split(|&b| b == b'\n')
+        .filter_map(parse_entry)
+        .filter(|e| e.invocation_id.as_deref().is_none_or(|i| i == invocation))
+        .collect();
+    entries.reverse();
+    Ok(entries)
+}
+
 /// Boot id → CLOCK_MONOTONIC (µs) of each "Startup finished" in the journal. A boot id
 /// that appears more than once (containers restarted within one kernel boot) maps to
 /// None: which startup a run belongs to cannot be told from the journal.
@@ -315,6 +362,17 @@ pub async fn startups() -> Result<HashMap<String, Option<u64>>, JournalError> {
             .or_insert(e.monotonic);
     }
     Ok(startups)
+}
+
+/// A unit name and invocation id fit to go into journalctl's argv.
+fn check(unit: &str, invocation: Option<&str>) -> Result<(), JournalError> {
+    check_filter(&super::LogFilter {
+        units: vec![unit.to_string()],
+        priority: None,
+        grep: None,
+        invocation: invocation.map(str::to_string),
+        since: None,
+    })
 }
 
 async fn read_entries(args: &[String]) -> Result<Vec<Pid1Entry>, JournalError> {
