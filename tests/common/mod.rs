@@ -9,6 +9,7 @@
 
 pub mod browser;
 pub mod memory;
+pub mod receiver;
 pub mod sse;
 
 use serde_json::{Value, json};
