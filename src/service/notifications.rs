@@ -153,7 +153,11 @@ pub struct ChannelSpec {
     pub name: String,
     pub kind: Kind,
     /// An http:// or https:// URL (at most 2048 characters), not unitdeck itself.
-    #[schema(max_length = 2048, examples("https://ntfy.sh/my-devbox"))]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]+",
+        examples("https://ntfy.sh/my-devbox")
+    )]
     pub url: String,
     #[serde(default = "enabled_by_default")]
     #[schema(default = true)]
