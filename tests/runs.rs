@@ -101,7 +101,8 @@ async fn twenty_runs_read_back_as_systemd_recorded_them() {
         assert_eq!(r["result"], s.result.as_str(), "{r}");
         assert_eq!(r["exit_status"], s.exit_status, "{r}");
         let ms = r["duration_ms"].as_u64().unwrap();
-        // The journal's "Starting" comes just before the process, its end just after.
+        // The journal's "Starting" comes just before the process, its end just after
+        // (both by the monotonic clock, as systemd's).
         assert!(
             ms + 5 >= s.duration_ms && ms <= s.duration_ms + 40,
             "{ms} ms against systemd's {} ms: {r}",
@@ -167,6 +168,16 @@ async fn twenty_runs_read_back_as_systemd_recorded_them() {
     assert!(strip.contains(&format!(
         "href=\"/units/mixed.service?invocation={newest}#logs\""
     )));
+
+    // A unit the container started while it booted.
+    let boot = api
+        .get_json("/api/v1/units/systemd-tmpfiles-setup.service/runs")
+        .await;
+    assert_eq!(boot[0]["trigger"], "boot", "{boot}");
+    assert_eq!(
+        boot[0]["result"], "running",
+        "a oneshot that remains after exit: {boot}"
+    );
 
     // A run in progress: `running`, no end, its duration so far.
     sb.write("/run/mixed-plan", "0 3\n");

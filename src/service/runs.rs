@@ -222,11 +222,17 @@ impl Services {
                     "running" => Some(now_usec),
                     _ => ended_usec,
                 };
+                // By the monotonic clock where the journal has it: a wall clock that is
+                // set meanwhile (NTP) would stretch or shrink the run.
+                let duration_ms = match (r.started_monotonic, r.ended_monotonic) {
+                    (Some(a), Some(b)) if r.result.is_some() => Some(b.saturating_sub(a) / 1000),
+                    _ => until.map(|u| u.saturating_sub(r.started_usec) / 1000),
+                };
                 Run {
                     invocation_id: r.invocation_id.clone(),
                     started_at: format_usec(r.started_usec).unwrap_or_default(),
                     ended_at: ended_usec.and_then(format_usec),
-                    duration_ms: until.map(|u| u.saturating_sub(r.started_usec) / 1000),
+                    duration_ms,
                     result,
                     exit_status,
                     trigger,
@@ -284,11 +290,17 @@ impl Services {
         Ok(Some(entries))
     }
 
-    /// Every timer with the last runs of what it starts, by name.
-    pub async fn timer_jobs(&self) -> AppResult<Vec<TimerJob>> {
+    /// The names of every timer, sorted.
+    pub fn timer_names(&self) -> AppResult<Vec<String>> {
         self.require_bus_seen()?;
         let mut names = self.systemd.timer_names();
         names.sort();
+        Ok(names)
+    }
+
+    /// Every timer with the last runs of what it starts, by name.
+    pub async fn timer_jobs(&self) -> AppResult<Vec<TimerJob>> {
+        let names = self.timer_names()?;
         let jobs: Vec<AppResult<TimerJob>> = stream::iter(names)
             .map(|name| async move { self.timer_job(&name).await })
             .buffered(PARALLEL)

@@ -265,12 +265,7 @@ pub async fn job_events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
     let services = state.services.clone();
     let mut rx = services.subscribe_units();
-    let mut timers: HashSet<String> = services
-        .timer_jobs()
-        .await?
-        .into_iter()
-        .map(|j| j.name)
-        .collect();
+    let mut timers: HashSet<String> = services.timer_names()?.into_iter().collect();
     let stream = async_stream(move |tx| async move {
         let mut sent: HashMap<String, u64> = HashMap::new();
         let mut due: HashSet<String> = HashSet::new();

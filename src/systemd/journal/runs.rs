@@ -70,8 +70,10 @@ pub struct JournalRun {
     pub exit_status: Option<i32>,
     pub job_id: Option<u32>,
     pub boot_id: Option<String>,
-    /// CLOCK_MONOTONIC of the start (µs), within its boot.
+    /// CLOCK_MONOTONIC of the start and of the end (µs), within its boot: how long it
+    /// ran, whatever the wall clock did meanwhile.
     pub started_monotonic: Option<u64>,
+    pub ended_monotonic: Option<u64>,
     pub restarted: Option<Restarted>,
     /// How many refused starts this entry stands for (0 for a run).
     pub refused_starts: u32,
@@ -161,6 +163,7 @@ pub(super) fn fold(entries: &[Pid1Entry]) -> Vec<JournalRun> {
                 Some(last) if last.refused_starts > 0 => {
                     last.refused_starts += 1;
                     last.ended_usec = Some(e.usec);
+                    last.ended_monotonic = e.monotonic.filter(|_| last.boot_id == e.boot_id);
                 }
                 _ => runs.push(JournalRun {
                     invocation_id: None,
@@ -171,6 +174,7 @@ pub(super) fn fold(entries: &[Pid1Entry]) -> Vec<JournalRun> {
                     job_id: None,
                     boot_id: e.boot_id.clone(),
                     started_monotonic: e.monotonic,
+                    ended_monotonic: e.monotonic,
                     restarted: None,
                     refused_starts: 1,
                 }),
@@ -209,6 +213,7 @@ pub(super) fn fold(entries: &[Pid1Entry]) -> Vec<JournalRun> {
                     job_id: e.job_id,
                     boot_id: e.boot_id.clone(),
                     started_monotonic: e.monotonic,
+                    ended_monotonic: None,
                     restarted,
                     refused_starts: 0,
                 });
@@ -234,6 +239,7 @@ pub(super) fn fold(entries: &[Pid1Entry]) -> Vec<JournalRun> {
                         _ => e.unit_result.clone().unwrap_or_else(|| "failed".into()),
                     });
                     r.ended_usec = Some(e.usec);
+                    r.ended_monotonic = e.monotonic.filter(|_| r.boot_id == e.boot_id);
                 }
             }
             Some(UNIT_RESTART_SCHEDULED) => restart_scheduled = true,
