@@ -77,10 +77,12 @@ bridge_environment() {
 
     # unitdeck: a plain password, or an argon2 hash from `unitdeck hash-password`.
     # Without either, unitdeck writes /var/lib/unitdeck/initial-password. The host names
-    # it answers to, TLS and the session idle time come the same way.
+    # it answers to, TLS, the session idle time and the base path (behind code-server's
+    # /absproxy/8035/) come the same way.
     content=
     for name in UNITDECK_PASSWORD UNITDECK_PASSWORD_HASH UNITDECK_ALLOWED_HOSTS \
-        UNITDECK_TLS UNITDECK_TLS_CERT UNITDECK_TLS_KEY UNITDECK_SESSION_IDLE; do
+        UNITDECK_TLS UNITDECK_TLS_CERT UNITDECK_TLS_KEY UNITDECK_SESSION_IDLE \
+        UNITDECK_BASE_PATH; do
         if value=$(pid1_env "$name") && [ -n "$value" ]; then
             content="${content:+$content
 }$name=$(env_quote "$value")"

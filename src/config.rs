@@ -71,6 +71,11 @@ pub struct ServeArgs {
     /// [default: 3/10m]
     #[arg(long, env = "UNITDECK_RESTART_LOOP")]
     pub restart_loop: Option<String>,
+    /// Serve under this path, as a reverse proxy that keeps its prefix forwards it (e.g.
+    /// `/absproxy/8035` behind code-server); not needed behind one that strips it
+    /// (`/proxy/8035/`), where every URL unitdeck emits is relative anyway [default: none]
+    #[arg(long, env = "UNITDECK_BASE_PATH")]
+    pub base_path: Option<String>,
     /// Optional TOML file with the same keys (listen, state_dir, unit_dir, ports, ...)
     #[arg(long, env = "UNITDECK_CONFIG")]
     pub config: Option<PathBuf>,
@@ -94,6 +99,33 @@ struct FileConfig {
     tls: Option<String>,
     public_url: Option<String>,
     restart_loop: Option<String>,
+    base_path: Option<String>,
+}
+
+/// `/absproxy/8035/` → `/absproxy/8035`; empty or `/` → empty. Plain path segments only:
+/// it is written into pages and cookies.
+fn parse_base_path(s: &str) -> Result<String, String> {
+    let trimmed = s.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    if !trimmed.starts_with('/') {
+        return Err("must start with /".into());
+    }
+    for segment in trimmed[1..].split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return Err(format!("{segment:?} is not a path segment"));
+        }
+        if let Some(c) = segment
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "-._~".contains(*c)))
+        {
+            return Err(format!(
+                "{c:?} is not allowed (letters, digits, - . _ ~ and /)"
+            ));
+        }
+    }
+    Ok(trimmed.to_string())
 }
 
 /// Where the login password comes from.
@@ -129,6 +161,8 @@ pub struct Config {
     /// A session ends after this long without use.
     pub session_idle: Duration,
     pub tls: Tls,
+    /// The path prefix every route is under: empty, or `/a/b` (no trailing slash).
+    pub base_path: String,
     /// The base of links to unitdeck's pages (no trailing `/`), when set.
     pub public_url: Option<String>,
     pub restart_loop: RestartLoop,
@@ -212,11 +246,15 @@ impl Config {
             .unwrap_or_else(|| DEFAULT_RESTART_LOOP.into());
         let restart_loop = parse_restart_loop(&restart_loop)
             .map_err(|e| anyhow::anyhow!("restart loop {restart_loop:?}: {e}"))?;
+        let base = args.base_path.or(file.base_path).unwrap_or_default();
+        let base_path =
+            parse_base_path(&base).map_err(|e| anyhow::anyhow!("base path {base:?}: {e}"))?;
         Ok(Self {
             listen,
             allowed_hosts,
             public_url,
             restart_loop,
+            base_path,
             session_idle,
             tls,
             state_dir: args
@@ -398,6 +436,21 @@ mod tests {
                 ..Default::default()
             });
             assert!(c.is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn base_paths_are_plain_segments() {
+        assert_eq!(parse_base_path("").unwrap(), "");
+        assert_eq!(parse_base_path("/").unwrap(), "");
+        assert_eq!(
+            parse_base_path("/absproxy/8035/").unwrap(),
+            "/absproxy/8035"
+        );
+        for bad in [
+            "absproxy", "/a//b", "/a/../b", "/a b", "/a\"/b", "/a?b", "/a#b",
+        ] {
+            assert!(parse_base_path(bad).is_err(), "{bad}");
         }
     }
 

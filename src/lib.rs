@@ -50,9 +50,21 @@ use crate::http::layers;
 use crate::service::Services;
 use crate::state::AppState;
 
-/// The whole HTTP surface: API, pages, static files, behind the auth gate.
+/// The whole HTTP surface: API, pages, static files, behind the auth gate, under the
+/// configured base path (`http::base`).
 pub fn app(state: AppState) -> Router {
-    let (api, openapi) = api::router();
+    let base: Arc<str> = state.services.config().base_path.as_str().into();
+    Router::new()
+        .fallback_service(routes(state))
+        .layer(axum::middleware::from_fn_with_state(
+            base,
+            http::base::serve_under_base,
+        ))
+}
+
+fn routes(state: AppState) -> Router {
+    let (api, mut openapi) = api::router();
+    api::set_server(&mut openapi, &state.services.config().base_path);
     let openapi_json: Arc<str> = openapi.to_json().unwrap_or_default().into();
     Router::new()
         .merge(api)

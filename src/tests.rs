@@ -21,6 +21,8 @@ const PASSWORD: &str = "stand-in-password";
 struct Harness {
     app: Router,
     services: Services,
+    /// The base path it is served under (paths given to `get` etc. include it).
+    base: String,
 }
 
 /// An answer, read whole.
@@ -64,6 +66,11 @@ impl Answer {
 
 impl Harness {
     async fn new() -> Self {
+        Self::under("").await
+    }
+
+    /// Served under `base_path` (`UNITDECK_BASE_PATH`).
+    async fn under(base_path: &str) -> Self {
         let services = Services::stand_in(
             PASSWORD,
             &[
@@ -71,10 +78,15 @@ impl Harness {
                 ("dbus.service", "active", "running"),
                 ("nightly.service", "failed", "failed"),
             ],
+            base_path,
         )
         .await;
         let app = crate::app(AppState::new(services.clone(), None));
-        Self { app, services }
+        Self {
+            app,
+            services,
+            base: base_path.into(),
+        }
     }
 
     /// A request to this machine (`Host: localhost`).
@@ -122,7 +134,7 @@ impl Harness {
     async fn login(&self) -> Auth {
         let answer = self
             .post_json(
-                "/api/v1/session",
+                &format!("{}/api/v1/session", self.base),
                 &Auth::None,
                 json!({ "password": PASSWORD }),
             )
@@ -181,10 +193,18 @@ async fn without_credentials_nothing_is_shown() {
                 .starts_with("Bearer")
         );
     }
-    for path in ["/", "/settings", "/units/shop-api.service"] {
+    // To the login page, relative to the page asked for (it may be under a proxy's prefix).
+    for (path, login) in [
+        ("/", "login"),
+        ("/settings", "login?next=/settings"),
+        (
+            "/units/shop-api.service",
+            "../login?next=/units/shop-api.service",
+        ),
+    ] {
         let answer = h.get(path, &Auth::None).await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{path}");
-        assert!(answer.header(header::LOCATION).starts_with("/login"));
+        assert_eq!(answer.header(header::LOCATION), login, "{path}");
     }
     // The public routes.
     assert_eq!(h.get("/login", &Auth::None).await.status, StatusCode::OK);
@@ -414,6 +434,170 @@ async fn the_unit_form_shows_unreadable_fields_with_422_and_changes_nothing() {
     let files = h.get("/api/v1/unit-files", &session).await.json();
     assert_eq!(files, json!([]));
     assert!(h.services.list_unit_files().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn pins_put_units_first_for_everyone_with_operate() {
+    let h = Harness::new().await;
+    let session = h.login().await;
+    let read = h.token(Scope::Read).await;
+    let operate = h.token(Scope::Operate).await;
+    let put = |auth: &Auth, name: &str| {
+        auth.apply(Harness::request(
+            Method::PUT,
+            &format!("/api/v1/pins/{name}"),
+        ))
+        .body(Body::empty())
+        .unwrap()
+    };
+    h.send(put(&read, "shop-api.service")).await.problem(403);
+    h.send(put(&operate, "no-suffix")).await.problem(400);
+    let pinned = h.send(put(&operate, "shop-api.service")).await;
+    assert_eq!(pinned.status, StatusCode::OK, "{}", pinned.text());
+    assert_eq!(pinned.json(), json!(["shop-api.service"]));
+    // Twice is the same.
+    assert_eq!(
+        h.send(put(&operate, "shop-api.service")).await.json(),
+        json!(["shop-api.service"])
+    );
+    assert_eq!(
+        h.get("/api/v1/pins", &read).await.json(),
+        json!(["shop-api.service"])
+    );
+    // The dashboard's rows: the pinned one first, marked, with its unpin button.
+    let rows = h.get("/ui/units", &session).await.text();
+    let first = rows.find("class=\"unit-row\"").unwrap();
+    assert!(
+        rows[first..].starts_with("class=\"unit-row\" id=\"u-shop-api_2eservice\""),
+        "{rows}"
+    );
+    assert!(rows.contains("data-post=\"ui/units/shop-api.service/unpin\""));
+    assert!(rows.contains("data-post=\"ui/units/dbus.service/pin\""));
+    let audit = h.get("/api/v1/audit", &session).await.json();
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "unit.pin" && a["target"] == "shop-api.service"),
+        "{audit}"
+    );
+    let unpin = operate
+        .apply(Harness::request(
+            Method::DELETE,
+            "/api/v1/pins/shop-api.service",
+        ))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(h.send(unpin).await.json(), json!([]));
+}
+
+/// `href="/..."`, `src="/..."`, ... in a page: a URL that escapes a proxy's prefix.
+fn absolute_urls(page: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for attr in [
+        "href",
+        "src",
+        "action",
+        "hx-get",
+        "hx-post",
+        "sse-connect",
+        "data-post",
+    ] {
+        let needle = format!(" {attr}=\"/");
+        found.extend(
+            page.match_indices(&needle)
+                .map(|(i, _)| page[i..].chars().take(60).collect::<String>()),
+        );
+    }
+    found
+}
+
+#[tokio::test]
+async fn pages_emit_only_urls_relative_to_their_root() {
+    let h = Harness::new().await;
+    let session = h.login().await;
+    for (path, root) in [
+        ("/", "./"),
+        ("/settings", "./"),
+        ("/units/new", "../"),
+        ("/logs?units=shop-api.service", "./"),
+        ("/ports", "./"),
+        ("/audit", "./"),
+        ("/ui/units", ""),
+        ("/no-such-page", "./"),
+    ] {
+        let answer = h.get(path, &session).await;
+        let page = answer.text();
+        if !root.is_empty() {
+            assert!(
+                page.contains(&format!("<base href=\"{root}\">")),
+                "{path}: {page}"
+            );
+        }
+        let absolute = absolute_urls(&page);
+        assert!(absolute.is_empty(), "{path}: {absolute:#?}");
+    }
+    let login = h.get("/login", &Auth::None).await.text();
+    assert!(absolute_urls(&login).is_empty(), "{login}");
+    // The skip link stays on the page (a bare #main would resolve against the root).
+    let form = h.get("/units/new?kind=job", &session).await.text();
+    assert!(form.contains("href=\"units/new?kind=job#main\""), "{form}");
+}
+
+#[tokio::test]
+async fn under_a_base_path_everything_is_below_it() {
+    let h = Harness::under("/absproxy/8035").await;
+    // The base itself sends the browser below it; anything outside is not unitdeck's.
+    let bare = h.get("/absproxy/8035", &Auth::None).await;
+    assert_eq!(bare.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(bare.header(header::LOCATION), "8035/");
+    for outside in ["/", "/login", "/api/v1/units", "/absproxy/80350/login"] {
+        let answer = h.get(outside, &Auth::None).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{outside}");
+    }
+    let first = h.get("/absproxy/8035/", &Auth::None).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    assert_eq!(first.header(header::LOCATION), "login");
+    // The API's session cookie is scoped to the base path.
+    let answer = h
+        .post_json(
+            "/absproxy/8035/api/v1/session",
+            &Auth::None,
+            json!({ "password": PASSWORD }),
+        )
+        .await;
+    assert!(
+        answer
+            .header(header::SET_COOKIE)
+            .contains("; Path=/absproxy/8035"),
+        "{}",
+        answer.header(header::SET_COOKIE)
+    );
+    let session = h.login().await;
+    let unit = h.get("/absproxy/8035/units/new", &session).await;
+    assert_eq!(unit.status, StatusCode::OK);
+    assert!(unit.text().contains("<base href=\"../\">"));
+    assert!(absolute_urls(&unit.text()).is_empty());
+    // A page's login form: its cookie has no Path (the browser scopes it to the page's
+    // directory, the base), and the redirect is relative.
+    let request = Harness::request(Method::POST, "/absproxy/8035/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("password={PASSWORD}&next=%2Fsettings")))
+        .unwrap();
+    let login = h.send(request).await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER);
+    assert_eq!(login.header(header::LOCATION), "settings");
+    let cookie = login.header(header::SET_COOKIE);
+    assert!(
+        cookie.starts_with("unitdeck_session=") && !cookie.contains("Path"),
+        "{cookie}"
+    );
+    let openapi = h
+        .get("/absproxy/8035/api/openapi.json", &Auth::None)
+        .await
+        .json();
+    assert_eq!(openapi["servers"][0]["url"], "/absproxy/8035");
 }
 
 #[tokio::test]

@@ -29,13 +29,12 @@ if (W.htmx) htmx.createEventSource = u => {
 W.addEventListener('pagehide', () => { streams.forEach(s => s.close()); streams.clear(); });
 W.addEventListener('pageshow', e => { if (e.persisted) location.reload(); });
 
-// toasts
+// toasts: they never take a click (they may sit over a button); they go after 5 s
 const toast = (kind, msg) => {
   let box = d.getElementById('toasts');
   if (!box) B.append(box = mk('div', { id: 'toasts' }));
   const t = mk('div', { className: 'toast' + (kind === 'ok' || kind === 'err' ? ' ' + kind : ''), textContent: msg ?? '' });
   t.setAttribute('role', 'status');
-  t.onclick = () => t.remove();
   box.append(t);
   setTimeout(() => t.remove(), 5000);
 };
@@ -70,8 +69,13 @@ on('click', e => {
   if (!b || b.disabled || !W.htmx) return;
   if (b.dataset.confirm && !confirm(b.dataset.confirm)) return;
   b.disabled = true;
-  htmx.ajax('POST', b.dataset.post, { source: b, target: b.closest('.unit-row, .job-row'), swap: 'outerHTML' })
-    .finally(() => { b.disabled = false; });
+  const row = b.closest('.unit-row, .job-row'), id = row && row.id, pin = b.matches('.pin');
+  htmx.ajax('POST', b.dataset.post, { source: b, target: row, swap: 'outerHTML' })
+    .finally(() => {
+      b.disabled = false;
+      // The row was replaced: keep a keyboard user on its pin button.
+      if (pin && !b.isConnected) d.getElementById(id)?.querySelector('.pin')?.focus();
+    });
 });
 
 // A submit button with data-confirm-submit asks first.
@@ -89,16 +93,17 @@ on('click', e => {
   navigator.clipboard ? navigator.clipboard.writeText(i.value).then(ok, old) : old();
 });
 
-// connection banner; resync when an SSE source recovers
+// Connection banner: shown while a live stream is down, whatever navigator.onLine says (it
+// is false on a machine with only loopback, where a local unitdeck works fine). Resync when
+// a stream recovers.
 const bad = new Set();
-let off = !navigator.onLine;
 const banner = () => {
   let b = d.querySelector('.conn-banner');
   if (!b) {
     B.prepend(b = mk('div', { className: 'conn-banner', textContent: 'Connection lost — reconnecting…' }));
     b.setAttribute('role', 'status');
   }
-  b.classList.toggle('show', off || bad.size > 0);
+  b.classList.toggle('show', bad.size > 0);
 };
 on('htmx:sseError', e => {
   bad.add(e.target); banner();
@@ -107,14 +112,12 @@ on('htmx:sseError', e => {
   // which misses what came meanwhile beyond its length.
   const l = e.target, shown = l.matches?.('.log') && l.querySelectorAll('[data-cursor]');
   if (!shown || !shown.length) return;
-  const u = new URL(l.getAttribute('sse-connect'), location.href);
+  const u = new URL(l.getAttribute('sse-connect'), d.baseURI);
   u.searchParams.set('after', shown[shown.length - 1].dataset.cursor);
   l.setAttribute('sse-connect', u.pathname + u.search);
 });
 on('htmx:sseOpen', e => { if (bad.delete(e.target)) resync(); banner(); });
 on('htmx:sseClose', e => { bad.delete(e.target); banner(); });
-W.addEventListener('offline', () => { off = true; banner(); });
-W.addEventListener('online', () => { off = false; banner(); if (!bad.size) resync(); });
 
 // A reload of the rows ([data-reload]) answers with them as they were when it was asked
 // for: a live update arriving meanwhile would be swapped over by that older answer, so
@@ -150,6 +153,16 @@ const filter = () => {
   all('[data-filter-count]').forEach(c => c.textContent = n + ' of ' + rows.length);
   all('[data-filter-empty]').forEach(c => c.hidden = n > 0 || !rows.length);
 };
+// Pinned rows ([data-pinned]) first, each group in the order it has; moves only when needed.
+const arrange = () => all('.unit-list').forEach(l => {
+  const rows = [...l.children].filter(r => r.matches('.unit-row'));
+  const pinned = rows.filter(r => r.hasAttribute('data-pinned'));
+  if (pinned.every((r, i) => rows[i] === r)) return;
+  const first = rows.find(r => !r.hasAttribute('data-pinned')), focused = d.activeElement;
+  pinned.forEach(r => l.insertBefore(r, first));
+  // A moved element loses the focus: give it back.
+  if (focused && focused !== d.activeElement && l.contains(focused)) focused.focus();
+});
 const setFilter = (q, s) => {
   fq = q; fs = s; filter();
   const u = new URL(location.href), p = u.searchParams;
@@ -165,7 +178,7 @@ on('click', e => {
 });
 let raf = 0;
 for (const t of ['htmx:afterSwap', 'htmx:oobAfterSwap', 'htmx:sseMessage'])
-  on(t, () => { raf = raf || requestAnimationFrame(() => { raf = 0; filter(); times(); notifyUi(); }); });
+  on(t, () => { raf = raf || requestAnimationFrame(() => { raf = 0; arrange(); filter(); times(); notifyUi(); }); });
 
 // logs: follow the tail unless scrolled up; cap at 5000 lines
 const follow = new WeakMap(), seenCursors = new WeakMap();
@@ -239,7 +252,7 @@ const times = () => {
 const NOTE = 'unitdeck.notify', can = 'Notification' in W && W.isSecureContext;
 let alerts = null;
 const noting = () => can && localStorage.getItem(NOTE) === 'on' && Notification.permission === 'granted';
-const worker = () => navigator.serviceWorker ? navigator.serviceWorker.register('/static/sw.js').catch(() => null) : Promise.resolve(null);
+const worker = () => navigator.serviceWorker ? navigator.serviceWorker.register('static/sw.js').catch(() => null) : Promise.resolve(null);
 const show = a => {
   const u = new URL(a.url, location.href), title = (a.unit || 'unitdeck') + ': ' + a.event.replace(/_/g, ' ');
   const opts = { body: a.message, tag: a.event + ' ' + (a.unit || '') + ' ' + a.time, data: { url: u.pathname + u.search + u.hash } };
@@ -252,7 +265,7 @@ const show = a => {
 };
 const listen = () => {
   if (alerts || !noting()) return;
-  alerts = new EventSource('/ui/alerts', { withCredentials: true });
+  alerts = new EventSource('ui/alerts', { withCredentials: true });
   streams.add(alerts);
   alerts.addEventListener('alert', e => { try { show(JSON.parse(e.data)); } catch { } });
 };

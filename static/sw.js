@@ -3,6 +3,6 @@
    Registered by app.js when notifications are turned on. */
 self.addEventListener('notificationclick', e => {
   e.notification.close();
-  const url = (e.notification.data && e.notification.data.url) || '/';
+  const url = (e.notification.data && e.notification.data.url) || new URL('..', self.location.href).href;
   e.waitUntil(self.clients.openWindow(url));
 });

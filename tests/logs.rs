@@ -431,7 +431,7 @@ async fn merged_view_of_two_units() {
         .await
         .unwrap();
     assert!(
-        page.contains("sse-connect=\"/ui/logs/stream?units=numbers.service%2Cshouts.service\""),
+        page.contains("sse-connect=\"ui/logs/stream?units=numbers.service%2Cshouts.service\""),
         "{page}"
     );
     let mut lines = SseReader::new(

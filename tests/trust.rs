@@ -333,15 +333,15 @@ async fn login_next_stays_on_this_site_and_headers_protect_every_answer() {
     let sb = Sandbox::start();
     let anon = sb.anonymous();
     for (next, expected) in [
-        ("/units/dbus.service", "/units/dbus.service"),
-        ("/\t/evil.example", "/"),
-        ("/%09/evil.example", "/"),
-        ("/\n/evil.example", "/"),
-        ("//evil.example", "/"),
-        ("/\\evil.example", "/"),
-        ("/%5Cevil.example", "/"),
-        ("/%2F/evil.example", "/"),
-        ("https://evil.example/", "/"),
+        ("/units/dbus.service", "units/dbus.service"),
+        ("/\t/evil.example", "./"),
+        ("/%09/evil.example", "./"),
+        ("/\n/evil.example", "./"),
+        ("//evil.example", "./"),
+        ("/\\evil.example", "./"),
+        ("/%5Cevil.example", "./"),
+        ("/%2F/evil.example", "./"),
+        ("https://evil.example/", "./"),
     ] {
         let res = anon
             .request(Method::POST, "/login")
@@ -369,7 +369,7 @@ async fn login_next_stays_on_this_site_and_headers_protect_every_answer() {
             "default-src 'self'",
             "script-src 'self'",
             "frame-ancestors 'none'",
-            "base-uri 'none'",
+            "base-uri 'self'",
             "form-action 'self'",
         ] {
             assert!(csp.contains(directive), "{path}: {csp}");
@@ -431,12 +431,7 @@ async fn sessions_end_when_idle_everywhere_and_when_the_password_changes() {
     tokio::time::sleep(Duration::from_millis(4500)).await;
     problem(busy.get("/api/v1/units").await, 401).await;
     let res = busy.get("/settings").await;
-    assert!(
-        res.headers()["location"]
-            .to_str()
-            .unwrap()
-            .starts_with("/login")
-    );
+    assert_eq!(res.headers()["location"], "login?next=/settings");
 
     // Log out everywhere: both browsers' sessions end, a token keeps working.
     let laptop = sb.login().await;

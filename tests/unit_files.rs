@@ -1039,10 +1039,10 @@ async fn the_html_form_creates_a_running_unit() {
         html.contains("<option value=\"dbus.service\">"),
         "units offered as dependencies"
     );
-    assert!(html.contains("hx-post=\"/ui/unit-form/preview\""));
+    assert!(html.contains("hx-post=\"ui/unit-form/preview\""));
     // htmx validates a form before its requests; the server does that here, so the live
     // preview must not be halted by the browser's checks.
-    assert!(html.contains("action=\"/units/new\" novalidate"));
+    assert!(html.contains("action=\"units/new\" novalidate"));
 
     let command = format!("/usr/bin/python3 -m http.server {port} --bind 127.0.0.1");
     let fields = |name: &str| -> Vec<(String, String)> {
@@ -1153,7 +1153,7 @@ async fn the_html_form_creates_a_running_unit() {
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    assert_eq!(res.headers()["location"], "/units/web-app.service");
+    assert_eq!(res.headers()["location"], "../units/web-app.service");
     assert_eq!(sb.show("web-app.service", "ActiveState"), "active");
     assert_eq!(sb.show("web-app.service", "UnitFileState"), "enabled");
     eventually(

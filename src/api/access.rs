@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Principal, Scope};
 use crate::error::{AppError, AppResult};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ClientIp, session_cookie};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ClientIp, api_session_cookie};
 use crate::http::problem::Problem;
 use crate::service::Services;
 use crate::service::{AuditRecord, Token};
@@ -42,7 +42,7 @@ pub async fn create_session(
 ) -> AppResult<impl IntoResponse> {
     let previous = crate::http::gate::session_hash(&headers);
     let session = services.login(body.password, client, previous).await?;
-    let cookie = session_cookie(&headers, &session, SESSION_TTL.as_secs());
+    let cookie = api_session_cookie(&headers, &session, SESSION_TTL.as_secs());
     Ok(([(header::SET_COOKIE, cookie)], Json(Ok { ok: true })))
 }
 
@@ -57,7 +57,7 @@ pub async fn delete_session(
     services.logout(&principal).await?;
     Ok((
         StatusCode::NO_CONTENT,
-        [(header::SET_COOKIE, session_cookie(&headers, "", 0))],
+        [(header::SET_COOKIE, api_session_cookie(&headers, "", 0))],
     ))
 }
 
@@ -72,7 +72,7 @@ pub async fn delete_sessions(
     services.logout_everywhere(&principal).await?;
     Ok((
         StatusCode::NO_CONTENT,
-        [(header::SET_COOKIE, session_cookie(&headers, "", 0))],
+        [(header::SET_COOKIE, api_session_cookie(&headers, "", 0))],
     ))
 }
 
@@ -132,6 +132,7 @@ pub async fn delete_token(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// At most this many records (1-1000, default 100).
     #[param(minimum = 1, maximum = 1000)]

@@ -7,6 +7,7 @@ mod jobs;
 pub mod logs;
 mod notifications;
 mod params;
+mod pins;
 
 pub mod ports;
 mod problems;
@@ -74,6 +75,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(units::unit_action))
         .routes(routes!(jobs::runs))
         .routes(routes!(jobs::timers))
+        .routes(routes!(pins::list))
+        .routes(routes!(pins::pin, pins::unpin))
         .routes(routes!(events::events))
         .routes(routes!(unit_files::preview))
         .routes(routes!(unit_files::create, unit_files::list))
@@ -103,6 +106,25 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts();
     problems::document(&mut openapi);
     (router, openapi)
+}
+
+/// The document's `servers` entry: the base path, or — when a proxy strips a prefix
+/// unitdeck does not know — the root relative to the document (`/api/openapi.json`).
+pub fn set_server(openapi: &mut utoipa::openapi::OpenApi, base_path: &str) {
+    let (url, description) = if base_path.is_empty() {
+        (
+            "..",
+            "unitdeck's root, relative to this document (it works under any proxy prefix)",
+        )
+    } else {
+        (base_path, "unitdeck's root (UNITDECK_BASE_PATH)")
+    };
+    openapi.servers = Some(vec![
+        utoipa::openapi::ServerBuilder::new()
+            .url(url)
+            .description(Some(description))
+            .build(),
+    ]);
 }
 
 #[derive(Serialize, ToSchema)]

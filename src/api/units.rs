@@ -17,6 +17,7 @@ use crate::systemd::{ActionOutcome, UnitDetail, UnitSummary};
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct UnitsQuery {
     /// A unit type (service, timer, socket, ...) or `all`; default `service`.
     #[serde(rename = "type")]
@@ -76,6 +77,7 @@ pub async fn get_unit(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ActionQuery {
     /// false: answer as soon as the job is queued.
     wait: Option<bool>,

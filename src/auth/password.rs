@@ -168,7 +168,7 @@ async fn settle(configured: Arc<Configured>, db: Db) -> anyhow::Result<String> {
                 "the login password changed: every session has ended"
             );
         }
-        None => db.set_setting(IN_EFFECT_KEY, &current).await?,
+        None => db.set_setting(IN_EFFECT_KEY, &current, None).await?,
     }
     Ok(current)
 }

@@ -116,10 +116,19 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Stores `value` under `key`, replacing what was there.
-    pub async fn set_setting(&self, key: &str, value: &str) -> sqlx::Result<()> {
+    /// Stores `value` under `key`, replacing what was there, in one transaction with its
+    /// audit record when the setting is a change someone made.
+    pub async fn set_setting(
+        &self,
+        key: &str,
+        value: &str,
+        audit: Option<&AuditEntry<'_>>,
+    ) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
         upsert_setting(&mut tx, key, value).await?;
+        if let Some(entry) = audit {
+            insert_audit(&mut tx, entry).await?;
+        }
         tx.commit().await
     }
 

@@ -37,8 +37,8 @@ async fn audit_actions(db: &Db) -> Vec<String> {
 #[tokio::test]
 async fn a_reopened_file_keeps_what_was_written() {
     let (db, path) = fresh("reopen").await;
-    db.set_setting("k", "one").await.unwrap();
-    db.set_setting("k", "two").await.unwrap();
+    db.set_setting("k", "one", None).await.unwrap();
+    db.set_setting("k", "two", None).await.unwrap();
     assert!(!db.insert_setting_if_absent("k", "three").await.unwrap());
     db.audit(entry("login", None, "ok")).await.unwrap();
     drop(db);

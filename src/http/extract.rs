@@ -150,20 +150,32 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
-/// `Set-Cookie` for a session; Secure when a TLS proxy says the page is https.
+/// `Set-Cookie` for a session opened (or ended: `max_age_secs` 0) by a page.
 pub fn session_cookie(headers: &HeaderMap, value: &str, max_age_secs: u64) -> String {
     cookie(headers, super::gate::SESSION_COOKIE, value, max_age_secs)
 }
 
+/// `Set-Cookie` for a session opened or ended through the API: `Path` is the base path or
+/// `/` (API clients keep it for every request).
+pub fn api_session_cookie(headers: &HeaderMap, value: &str, max_age_secs: u64) -> String {
+    let path = super::base::api_cookie_path();
+    format!(
+        "{}; Path={path}",
+        cookie(headers, super::gate::SESSION_COOKIE, value, max_age_secs)
+    )
+}
+
 /// A cookie only this site's own requests carry back (HttpOnly, SameSite=Strict), Secure
-/// when the request came over HTTPS (through a proxy that says so).
+/// when the request came over HTTPS (through a proxy that says so). No `Path`: a browser
+/// scopes it to the directory of the page that set it, which is unitdeck's root wherever
+/// a proxy puts it (`http::base`); pages set cookies only from paths at the root.
 pub fn cookie(headers: &HeaderMap, name: &str, value: &str, max_age_secs: u64) -> String {
     let secure = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("https"));
     format!(
-        "{name}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}{}",
+        "{name}={value}; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{}",
         if secure { "; Secure" } else { "" }
     )
 }

@@ -6,7 +6,7 @@
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::problem::error_for;
 use super::urlencode;
@@ -26,12 +26,14 @@ fn is_public(method: &Method, path: &str) -> bool {
         || (path == "/api/v1/session" && method == Method::POST)
 }
 
-/// The least scope a request needs: GETs read, unit actions operate, the rest admin.
+/// The least scope a request needs: GETs read, unit actions and pins operate, the rest
+/// admin.
 fn required_scope(method: &Method, path: &str) -> Scope {
     if matches!(*method, Method::GET | Method::HEAD) {
         return Scope::Read;
     }
-    if *method == Method::POST && unit_action_path(path).is_some() {
+    let pin = matches!(*method, Method::PUT | Method::DELETE) && path.starts_with("/api/v1/pins/");
+    if pin || *method == Method::POST && unit_action_path(path).is_some() {
         Scope::Operate
     } else {
         Scope::Admin
@@ -158,7 +160,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             } else {
                 format!("?next={}", urlencode(target))
             };
-            return Redirect::to(&format!("/login{next}")).into_response();
+            return super::base::redirect(&format!("/login{next}")).into_response();
         }
     }
     next.run(req).await
@@ -276,6 +278,16 @@ mod tests {
         assert_eq!(
             required_scope(&Method::POST, "/api/v1/unit-files/a/rollback"),
             Scope::Admin
+        );
+        for method in [Method::PUT, Method::DELETE] {
+            assert_eq!(
+                required_scope(&method, "/api/v1/pins/a.service"),
+                Scope::Operate
+            );
+        }
+        assert_eq!(
+            required_scope(&Method::POST, "/ui/units/a.service/pin"),
+            Scope::Operate
         );
     }
 

@@ -15,10 +15,10 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 /// No inline script or style, no eval (htmx's `allowEval` is off), no frames, forms
-/// post only here.
+/// post only here, `<base>` only here (pages name their root with it: `http::base`).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self'; object-src 'none'; frame-ancestors 'none'; \
-     base-uri 'none'; form-action 'self'";
+     base-uri 'self'; form-action 'self'";
 
 /// Answers 421 to a request whose `Host` does not name this machine (DNS rebinding),
 /// before anything else is done for it.
@@ -45,7 +45,8 @@ pub async fn known_hosts_only(
 }
 
 /// Right after start, requests wait (at most 10 s) for the first full unit list rather
-/// than a 503; `/healthz` answers at once (200 once every loaded unit is listed).
+/// than a 503; `/healthz` answers at once (200 as soon as systemd answers, maybe before
+/// the list is filled).
 pub async fn wait_for_units(
     State(state): State<AppState>,
     request: Request,

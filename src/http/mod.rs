@@ -1,9 +1,11 @@
 //! What the JSON API and the HTML pages share about HTTP, and nothing about what they
 //! show: extractors (JSON bodies, cookies, the client's address), the auth gate, the
 //! layers around every route (Host allowlist, security headers, live streams), SSE
-//! helpers, errors as problem+json or pages, and notices across a redirect. `api/` and
+//! helpers, errors as problem+json or pages, notices across a redirect, and serving under
+//! a path prefix. `api/` and
 //! `web/` build on this module and never on each other.
 
+pub mod base;
 pub mod extract;
 pub mod gate;
 pub mod host;

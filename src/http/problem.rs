@@ -154,6 +154,8 @@ struct ErrorPage<'a> {
     status: u16,
     title: &'a str,
     detail: String,
+    /// unitdeck's root relative to the page (`http::base`).
+    root: String,
 }
 
 impl IntoResponse for PageError {
@@ -163,6 +165,7 @@ impl IntoResponse for PageError {
             status: status.as_u16(),
             title: status.canonical_reason().unwrap_or("Error"),
             detail: self.0.to_string(),
+            root: super::base::here().root,
         };
         match page.render() {
             Ok(html) => (status, Html(html)).into_response(),

@@ -7,6 +7,7 @@
 //! - `units`: list, detail, actions (audited), the last run's log;
 //! - `access`: login, sessions, API tokens, the audit log;
 //! - `logs`: log filters, reads and live follows;
+//! - `pins`: the units the dashboard shows first;
 //! - `ports`: which process and unit holds each port;
 //! - `health`: HTTP/TCP probes of the units unitdeck created, restarts after failures;
 //! - `unit_files`: creating, changing, rolling back and deleting unit files, and putting
@@ -20,6 +21,7 @@ mod access;
 pub mod health;
 pub mod logs;
 pub mod notifications;
+mod pins;
 mod ports;
 pub mod runs;
 pub mod unit_files;
@@ -57,6 +59,7 @@ pub struct Services {
     /// Remembers socket holders between port scans (see `ports::PortScanner`).
     port_scanner: Arc<Mutex<PortScanner>>,
     notifier: Arc<notifications::Notifier>,
+    pins: pins::Pins,
 }
 
 impl Services {
@@ -87,6 +90,7 @@ impl Services {
                 tracing::error!(error = %e, "cannot settle the login password");
             }
         });
+        let pins = pins::Pins::load(&db).await?;
         let systemd = Systemd::start(config.bus_address.clone(), own_unit());
         systemd.set_managed(unit_files::managed_names(&db).await?);
         let services = Self {
@@ -99,6 +103,7 @@ impl Services {
             login_limiter: Arc::new(LoginLimiter::default()),
             health: Default::default(),
             port_scanner: Arc::new(Mutex::new(PortScanner::new("/proc"))),
+            pins,
         };
         if let Err(e) = unit_files::reconcile_on_start(&services).await {
             tracing::error!(error = %e, "cannot check the unit files unitdeck created");
@@ -107,11 +112,12 @@ impl Services {
     }
 
     /// The domain over an in-memory database and a systemd stand-in (`Systemd::stand_in`),
-    /// with the login password `password`: for tests of the HTTP layer, without root, a
-    /// bus or a container.
+    /// with the login password `password`, served under `base_path`: for tests of the
+    /// HTTP layer, without root, a bus or a container.
     #[cfg(test)]
-    pub async fn stand_in(password: &str, units: &[(&str, &str, &str)]) -> Self {
+    pub async fn stand_in(password: &str, units: &[(&str, &str, &str)], base_path: &str) -> Self {
         let config = Config {
+            base_path: base_path.into(),
             password: crate::config::PasswordSource::Plain(password.to_string()),
             state_dir: std::env::temp_dir().join("unitdeck-stand-in"),
             unit_dir: std::env::temp_dir().join("unitdeck-stand-in/units"),
@@ -132,6 +138,7 @@ impl Services {
             login_limiter: Arc::new(LoginLimiter::default()),
             health: Default::default(),
             port_scanner: Arc::new(Mutex::new(PortScanner::new("/nonexistent"))),
+            pins: Default::default(),
         }
     }
 

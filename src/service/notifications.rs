@@ -875,7 +875,12 @@ impl Services {
             crate::config::Tls::Off => "http",
             _ => "https",
         };
-        format!("{scheme}://{}:{}", host(), self.config.listen.port())
+        format!(
+            "{scheme}://{}:{}{}",
+            host(),
+            self.config.listen.port(),
+            self.config.base_path
+        )
     }
 }
 

@@ -6,13 +6,14 @@ use askama_web::WebTemplate;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::notifications::NotificationsSection;
 use super::pages::{Chrome, with_toast};
 use crate::auth::{Principal, Scope};
 use crate::error::AppError;
+use crate::http::base::redirect;
 use crate::http::problem::PageError;
 use crate::service::NewToken;
 use crate::service::{AuditRecord, Token};
@@ -136,7 +137,7 @@ pub async fn revoke_token(
         let page = SettingsPage::load(&state, &principal).await?;
         Ok(with_toast(page.into_response(), true, "Token revoked"))
     } else {
-        Ok(Redirect::to("/settings").into_response())
+        Ok(redirect("/settings").into_response())
     }
 }
 

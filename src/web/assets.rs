@@ -32,8 +32,8 @@ fn hashes() -> &'static HashMap<String, String> {
 /// `/static/<path>?v=<hash>` for templates.
 pub fn asset_url(path: &str) -> String {
     match hashes().get(path) {
-        Some(hash) => format!("/static/{path}?v={hash}"),
-        None => format!("/static/{path}"),
+        Some(hash) => format!("static/{path}?v={hash}"),
+        None => format!("static/{path}"),
     }
 }
 

@@ -67,7 +67,7 @@ impl RunView {
             href: r
                 .invocation_id
                 .as_ref()
-                .map(|id| format!("/units/{}?invocation={id}#logs", urlencode(unit))),
+                .map(|id| format!("units/{}?invocation={id}#logs", urlencode(unit))),
             tone,
             title,
         }
@@ -128,7 +128,7 @@ impl JobView {
                 .unwrap_or_default();
             format!("{}{took}", r.result)
         });
-        let href = format!("/ui/jobs/{}", urlencode(&j.name));
+        let href = format!("ui/jobs/{}", urlencode(&j.name));
         let toggle = match j.unit_file_state.as_deref() {
             Some("enabled") => Some(("Disable", format!("{href}/disable"))),
             Some("disabled") => Some(("Enable", format!("{href}/enable"))),
@@ -136,15 +136,15 @@ impl JobView {
         };
         Self {
             dom_id: format!("j{}", &dom_id(&j.name)[1..]),
-            href: format!("/units/{}", urlencode(&j.name)),
+            href: format!("units/{}", urlencode(&j.name)),
             service_href: j
                 .service
                 .as_ref()
-                .map(|s| format!("/units/{}", urlencode(s))),
+                .map(|s| format!("units/{}", urlencode(s))),
             run_url: j
                 .service
                 .as_ref()
-                .map(|s| format!("/ui/jobs/{}/start", urlencode(s))),
+                .map(|s| format!("ui/jobs/{}/start", urlencode(s))),
             strip: RunsStrip {
                 runs: j
                     .service
@@ -346,8 +346,8 @@ impl RunLog {
                 .iter()
                 .map(|e| super::logs::render_line(e, false))
                 .collect(),
-            download_url: format!("/api/v1/units/{unit}/logs/download?invocation={invocation}"),
-            all_url: format!("/units/{unit}#logs"),
+            download_url: format!("api/v1/units/{unit}/logs/download?invocation={invocation}"),
+            all_url: format!("units/{unit}#logs"),
         }
     }
 }
@@ -372,7 +372,7 @@ pub async fn unit_runs(
         shown: q
             .invocation
             .filter(|i| !i.is_empty())
-            .map(|i| format!("/units/{}?invocation={i}#logs", urlencode(&name))),
+            .map(|i| format!("units/{}?invocation={i}#logs", urlencode(&name))),
     })
 }
 

@@ -34,14 +34,14 @@ impl LogView {
         let query = filter_query(q);
         let name = urlencode(name);
         Self {
-            stream_url: format!("/ui/units/{name}/logs/stream?{query}"),
-            download_url: Some(format!("/api/v1/units/{name}/logs/download?{query}")),
+            stream_url: format!("ui/units/{name}/logs/stream?{query}"),
+            download_url: Some(format!("api/v1/units/{name}/logs/download?{query}")),
         }
     }
 
     /// The merged view of several units (the logs page).
     pub fn merged(names: &[&str], q: &LogQuery) -> Self {
-        let mut stream_url = format!("/ui/logs/stream?units={}", urlencode(&names.join(",")));
+        let mut stream_url = format!("ui/logs/stream?units={}", urlencode(&names.join(",")));
         let filters = filter_query(q);
         if !filters.is_empty() {
             stream_url.push('&');

@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/", get(pages::dashboard))
         .route("/login", get(pages::login_page).post(pages::login_submit))
         .route("/logout", post(pages::logout))
-        .route("/logout/everywhere", post(pages::logout_everywhere))
+        .route("/logout-everywhere", post(pages::logout_everywhere))
         .route("/units/{name}", get(pages::unit_page))
         .route(
             "/units/new",
@@ -43,6 +43,8 @@ pub fn router() -> Router<AppState> {
         .route("/logs", get(logs::logs_page))
         .route("/ui/logs/stream", get(logs::merged_log_stream))
         .route("/ui/units/{name}/{action}", post(pages::unit_action))
+        .route("/ui/units/{name}/pin", post(pages::pin))
+        .route("/ui/units/{name}/unpin", post(pages::unpin))
         .route("/ui/events", get(pages::row_events))
         .route("/settings", get(admin::settings))
         .route("/audit", get(admin::audit))

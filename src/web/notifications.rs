@@ -245,7 +245,7 @@ async fn deliveries_table(state: &AppState, limit: u32) -> Result<String, PageEr
                     .as_ref()
                     .map(|i| format!("?invocation={i}#logs"))
                     .unwrap_or_default();
-                format!("/units/{}{run}", crate::http::urlencode(u))
+                format!("units/{}{run}", crate::http::urlencode(u))
             }),
             d,
         })
@@ -265,7 +265,7 @@ async fn changed(
     message: &str,
 ) -> Result<Response, PageError> {
     if !headers.contains_key("hx-request") {
-        return Ok(Redirect::to("/settings#notifications").into_response());
+        return Ok(crate::http::base::redirect("/settings#notifications").into_response());
     }
     let page = SettingsPage::load(state, principal).await?;
     Ok(with_toast(page.into_response(), ok, message))

@@ -9,15 +9,16 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use futures_util::Stream;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::asset_url;
-use super::view::{UnitView, dom_id};
+use super::view::{UnitView, dom_id, rows};
 use crate::auth::Principal;
 use crate::error::AppError;
+use crate::http::base::redirect;
 use crate::http::extract::{ClientIp, session_cookie};
 use crate::http::problem::{PageError, status_of};
 use crate::http::sse::{KEEP_ALIVE, async_stream};
@@ -32,18 +33,96 @@ pub struct Chrome {
     pub htmx: String,
     pub sse: String,
     pub app: String,
+    pub palette: String,
+    pub manifest: String,
+    pub touch_icon: String,
     pub nav: &'static str,
+    /// unitdeck's root relative to this page: the page's `<base href>` (`http::base`).
+    pub root: String,
+    /// This page relative to the root, for links within it (`#main` alone would resolve
+    /// against the root).
+    pub page: String,
 }
+
+/// A main destination: in the top navigation on a wide screen; in the tab bar on a phone
+/// (`tab`), or else in its "More" menu.
+pub struct NavItem {
+    pub key: &'static str,
+    pub href: &'static str,
+    pub label: &'static str,
+    pub tab: bool,
+}
+
+/// The main destinations, in the order both navigations show them.
+pub const NAV: &[NavItem] = &[
+    NavItem {
+        key: "services",
+        href: "./",
+        label: "Services",
+        tab: true,
+    },
+    NavItem {
+        key: "jobs",
+        href: "jobs",
+        label: "Jobs",
+        tab: true,
+    },
+    NavItem {
+        key: "logs",
+        href: "logs",
+        label: "Logs",
+        tab: true,
+    },
+    NavItem {
+        key: "ports",
+        href: "ports",
+        label: "Ports",
+        tab: true,
+    },
+    NavItem {
+        key: "new",
+        href: "units/new",
+        label: "New unit",
+        tab: true,
+    },
+    NavItem {
+        key: "audit",
+        href: "audit",
+        label: "Audit",
+        tab: false,
+    },
+    NavItem {
+        key: "settings",
+        href: "settings",
+        label: "Settings",
+        tab: false,
+    },
+];
 
 impl Chrome {
     pub(crate) fn new(nav: &'static str) -> Self {
+        let here = crate::http::base::here();
         Self {
             css: asset_url("app.css"),
             htmx: asset_url("vendor/htmx.min.js"),
             sse: asset_url("vendor/htmx-ext-sse.js"),
             app: asset_url("app.js"),
+            palette: asset_url("palette.js"),
+            manifest: asset_url("manifest.webmanifest"),
+            touch_icon: asset_url("icon-192.png"),
             nav,
+            root: here.root,
+            page: here.page,
         }
+    }
+
+    pub fn items(&self) -> &'static [NavItem] {
+        NAV
+    }
+
+    /// Whether the current page is one of the phone's "More" menu.
+    pub fn more_is_current(&self) -> bool {
+        NAV.iter().any(|i| !i.tab && i.key == self.nav)
     }
 }
 
@@ -129,7 +208,7 @@ pub async fn login_submit(
     match state.services.login(form.password, client, previous).await {
         Ok(session) => {
             let cookie = session_cookie(&headers, &session, SESSION_TTL.as_secs());
-            Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
+            Ok(([(header::SET_COOKIE, cookie)], redirect(&next)).into_response())
         }
         Err(err @ (AppError::Unauthorized | AppError::TooManyRequests { .. })) => {
             let status = status_of(&err);
@@ -160,25 +239,27 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     state.services.logout(&principal).await?;
-    Ok((
-        [(header::SET_COOKIE, session_cookie(&headers, "", 0))],
-        Redirect::to("/login"),
-    )
-        .into_response())
+    Ok(logged_out(&headers))
 }
 
-/// `/logout/everywhere` (settings): every session ends, this browser's too.
+/// `/logout-everywhere` (settings): every session ends, this browser's too. (At the root
+/// like `/logout`: the cookie it clears has no `Path`, so it is cleared from where it
+/// was set.)
 pub async fn logout_everywhere(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     state.services.logout_everywhere(&principal).await?;
-    Ok((
-        [(header::SET_COOKIE, session_cookie(&headers, "", 0))],
-        Redirect::to("/login"),
+    Ok(logged_out(&headers))
+}
+
+fn logged_out(headers: &HeaderMap) -> Response {
+    (
+        [(header::SET_COOKIE, session_cookie(headers, "", 0))],
+        redirect("/login"),
     )
-        .into_response())
+        .into_response()
 }
 
 // --- dashboard -------------------------------------------------------------------
@@ -252,10 +333,7 @@ pub async fn dashboard(
     };
     Ok(DashboardPage {
         chrome: Chrome::new("services"),
-        units: units
-            .iter()
-            .map(|u| UnitView::of(&state.services, u))
-            .collect(),
+        units: rows(&state.services, &units),
         unit_type,
         state: q.state.unwrap_or_default(),
         q: q.q.unwrap_or_default(),
@@ -271,10 +349,7 @@ pub async fn unit_rows(
 ) -> Result<impl IntoResponse, PageError> {
     let (units, _) = listed(&state, &q)?;
     Ok(UnitRows {
-        units: units
-            .iter()
-            .map(|u| UnitView::of(&state.services, u))
-            .collect(),
+        units: rows(&state.services, &units),
     })
 }
 
@@ -324,7 +399,7 @@ pub async fn unit_page(
     let link = |names: &[String]| {
         names
             .iter()
-            .map(|n| (n.clone(), format!("/units/{}", crate::http::urlencode(n))))
+            .map(|n| (n.clone(), format!("units/{}", crate::http::urlencode(n))))
             .collect::<Vec<_>>()
     };
     let relations = vec![
@@ -490,15 +565,54 @@ pub async fn unit_action(
                 (Err(e), _) | (_, Err(e)) => PageError::from(AppError::internal(e)).into_response(),
             }
         }
-        Err(err) => {
-            // Keep the row as it is; say what went wrong.
-            let message = err.to_string();
-            let mut response = with_toast(StatusCode::NO_CONTENT.into_response(), false, &message);
-            response
-                .headers_mut()
-                .insert("hx-reswap", HeaderValue::from_static("none"));
-            response
+        Err(err) => unchanged_row(&err.to_string()),
+    }
+}
+
+/// A row's button whose request failed: the row stays as it is, a toast says why.
+fn unchanged_row(message: &str) -> Response {
+    let mut response = with_toast(StatusCode::NO_CONTENT.into_response(), false, message);
+    response
+        .headers_mut()
+        .insert("hx-reswap", HeaderValue::from_static("none"));
+    response
+}
+
+/// A row's pin button: answers with the row, marked, and a toast.
+pub async fn pin(state: State<AppState>, principal: Principal, name: Path<String>) -> Response {
+    set_pin(state, principal, name, true).await
+}
+
+pub async fn unpin(state: State<AppState>, principal: Principal, name: Path<String>) -> Response {
+    set_pin(state, principal, name, false).await
+}
+
+async fn set_pin(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    pinned: bool,
+) -> Response {
+    let changed = async {
+        state.services.set_pinned(&principal, &name, pinned).await?;
+        state.services.unit_summary(&name).await
+    };
+    match changed.await {
+        Ok(summary) => {
+            let row = UnitRow {
+                u: UnitView::of(&state.services, &summary),
+            };
+            let message = if pinned {
+                format!("{name} pinned to the top")
+            } else {
+                format!("{name} unpinned")
+            };
+            match row.render() {
+                Ok(html) => with_toast(Html(html).into_response(), true, &message),
+                Err(e) => PageError::from(AppError::internal(e)).into_response(),
+            }
         }
+        Err(err) => unchanged_row(&err.to_string()),
     }
 }
 

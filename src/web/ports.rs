@@ -31,7 +31,7 @@ impl PortTile {
             .unit
             .as_deref()
             .filter(|u| u.ends_with(".service"))
-            .map(|u| format!("/units/{}", crate::http::urlencode(u)));
+            .map(|u| format!("units/{}", crate::http::urlencode(u)));
         Self {
             p,
             tile_state,

@@ -22,6 +22,8 @@ pub struct UnitView {
     pub restarts: String,
     pub managed: bool,
     pub protected: bool,
+    /// Shown first on the dashboard (`Services::set_pinned`).
+    pub pinned: bool,
     pub health: Option<&'static str>,
     pub buttons: Vec<ActionButton>,
     /// Memory over the last minutes as inline SVG (empty until sampled).
@@ -42,6 +44,7 @@ impl UnitView {
         let (memory, _) = resource_series(&services.unit_samples(&u.name));
         Self {
             memory_spark: sparkline(&memory, &format!("memory of {}", u.name)),
+            pinned: services.is_pinned(&u.name),
             ..Self::new(u)
         }
     }
@@ -50,7 +53,7 @@ impl UnitView {
         let state = u.active_state.clone().unwrap_or_else(|| "unknown".into());
         Self {
             dom_id: dom_id(&u.name),
-            href: format!("/units/{}", crate::http::urlencode(&u.name)),
+            href: format!("units/{}", crate::http::urlencode(&u.name)),
             name: u.name.clone(),
             description: u.description.clone().unwrap_or_default(),
             sub_state: u.sub_state.clone().unwrap_or_default(),
@@ -70,12 +73,22 @@ impl UnitView {
                 .unwrap_or_else(|| "—".into()),
             managed: u.managed,
             protected: u.protected,
+            pinned: false,
             health: u.health.map(Health::as_str),
             buttons: buttons(u, &state),
             memory_spark: String::new(),
             state,
         }
     }
+}
+
+/// Dashboard rows: the pinned units first, in the order they were pinned, then the rest
+/// in the order given.
+pub fn rows(services: &Services, units: &[UnitSummary]) -> Vec<UnitView> {
+    let pins = services.pinned_units();
+    let mut rows: Vec<UnitView> = units.iter().map(|u| UnitView::of(services, u)).collect();
+    rows.sort_by_key(|r| pins.iter().position(|p| *p == r.name).unwrap_or(usize::MAX));
+    rows
 }
 
 fn buttons(u: &UnitSummary, state: &str) -> Vec<ActionButton> {

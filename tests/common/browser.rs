@@ -3,11 +3,17 @@
 //! (waits with timeouts, screenshots, horizontal scrolling, tap targets, requests
 //! to other hosts). chromedriver and Chromium are killed when the `Browser` is
 //! dropped, and get SIGKILL with the test process (PR_SET_PDEATHSIG) if it dies.
+//! They may run in another network namespace (a sandbox's own network): the test
+//! then reaches chromedriver through a forwarder.
 
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
@@ -51,14 +57,23 @@ impl Screen {
 pub struct Options {
     /// Extra Chromium switches.
     pub args: Vec<String>,
+    /// Runs chromedriver and Chromium in the network namespace of this (host) pid,
+    /// e.g. a `Sandbox`'s `pid`; their files and processes stay the host's.
+    pub netns_of: Option<u32>,
 }
 
 pub struct Browser {
     pub client: Client,
     pub screen: Screen,
+    /// The path unitdeck is under in the pages' URLs (a reverse proxy's prefix, e.g.
+    /// `/proxy/8035`): `wait_for_path` adds it.
+    pub prefix: String,
     driver: Child,
     watchdog: Child,
     profile: PathBuf,
+    /// chromedriver's way in from the host's network, when it runs in another one.
+    /// Dropped after chromedriver is killed (`Drop` runs before the fields').
+    _forwarder: Option<Forwarder>,
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -85,7 +100,11 @@ impl Browser {
         let _ = std::fs::remove_dir_all(&profile);
         std::fs::create_dir_all(&profile).expect("a profile dir");
 
-        let port = free_port();
+        let netns = options.netns_of.map(open_netns);
+        let port = match &netns {
+            Some(ns) => in_netns(ns, free_port),
+            None => free_port(),
+        };
         let mut cmd = Command::new("chromedriver");
         cmd.arg(format!("--port={port}"))
             .stdin(Stdio::null())
@@ -93,9 +112,16 @@ impl Browser {
             .stderr(Stdio::null());
         // Its own process group, so that Drop ends Chromium (its child) with it.
         cmd.process_group(0);
+        let netns_fd = netns.as_ref().map(|f| f.as_raw_fd());
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // Chromium, started by chromedriver, inherits the namespace.
+                if let Some(fd) = netns_fd
+                    && libc::setns(fd, libc::CLONE_NEWNET) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
                 Ok(())
             });
         }
@@ -123,7 +149,11 @@ impl Browser {
             .spawn()
             .expect("sh runs");
 
-        let url = format!("http://127.0.0.1:{port}");
+        let forwarder = netns.map(|ns| Forwarder::start(ns, port));
+        let url = match &forwarder {
+            Some(f) => format!("http://{}", f.addr),
+            None => format!("http://127.0.0.1:{port}"),
+        };
         wait_for_driver(&url).await;
 
         let mut args = vec![
@@ -172,9 +202,11 @@ impl Browser {
         let browser = Self {
             client,
             screen,
+            prefix: String::new(),
             driver,
             watchdog,
             profile,
+            _forwarder: forwarder,
         };
         if !screen.mobile {
             // --window-size is the outer size; make the viewport exact.
@@ -322,7 +354,9 @@ impl Browser {
     }
 
     /// Clicks the element matching `css` once it is displayed; tries again when a
-    /// live update replaced it between finding and clicking.
+    /// live update replaced it between finding and clicking, or, scrolled to the middle
+    /// of the screen as a person would, when something fixed (the phone's tab bar, a
+    /// toast) covered it.
     pub async fn click(&self, css: &str) {
         let deadline = Instant::now() + WAIT;
         loop {
@@ -330,6 +364,18 @@ impl Browser {
             match el.click().await {
                 Ok(()) => return,
                 Err(e) if is_stale(&e) && Instant::now() < deadline => {}
+                Err(e)
+                    if e.to_string().contains("click intercepted") && Instant::now() < deadline =>
+                {
+                    let _ = self
+                        .client
+                        .execute(
+                            "arguments[0].scrollIntoView({ block: 'center' })",
+                            vec![serde_json::to_value(&el).unwrap()],
+                        )
+                        .await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 Err(e) => panic!("click `{css}`: {e}"),
             }
         }
@@ -351,8 +397,9 @@ impl Browser {
             .unwrap_or_else(|e| format!("<no url: {e}>"))
     }
 
-    /// Waits for the location's path (and query) to be `path`.
+    /// Waits for the location's path (and query) to be `path` (under `prefix`).
     pub async fn wait_for_path(&self, path: &str) {
+        let path = format!("{}{path}", self.prefix);
         let script = format!(
             "return document.readyState !== 'loading' && location.pathname + location.search === {}",
             json!(path)
@@ -377,6 +424,36 @@ impl Browser {
         };
         assert!(text.contains(contains), "dialog says {text:?}");
         self.client.accept_alert().await.expect("accept the dialog");
+    }
+
+    /// axe-core's serious and critical violations on the page as it is now, each as
+    /// "rule (impact): help — first elements", and how many lesser ones it found. axe is
+    /// vendored (tests/vendor/axe.min.js, from the npm registry) and injected through
+    /// WebDriver, so the page's Content-Security-Policy does not apply to it.
+    pub async fn axe(&self) -> (Vec<String>, Vec<String>) {
+        const AXE: &str = include_str!("../vendor/axe.min.js");
+        let loaded = self.js("return !!window.axe", vec![]).await;
+        if loaded != json!(true) {
+            self.js(&format!("{AXE}\nreturn true"), vec![]).await;
+        }
+        let found = self
+            .js(
+                "return axe.run(document, { resultTypes: ['violations'] }).then(r => r.violations.map(v => \
+                   [v.impact, v.id + ' (' + v.impact + '): ' + v.help + ' — ' + \
+                     v.nodes.slice(0, 3).map(n => n.target.join(' ')).join('; ')]))",
+                vec![],
+            )
+            .await;
+        let mut serious = Vec::new();
+        let mut lesser = Vec::new();
+        for v in found.as_array().expect("axe's violations") {
+            let text = v[1].as_str().unwrap_or_default().to_string();
+            match v[0].as_str() {
+                Some("serious" | "critical") => serious.push(text),
+                _ => lesser.push(text),
+            }
+        }
+        (serious, lesser)
     }
 
     /// Writes a screenshot of the whole page to `target/screenshots/<name>-<WxH>.png`.
@@ -569,6 +646,114 @@ impl Drop for Browser {
         }
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// The network namespace of `pid`, held open.
+fn open_netns(pid: u32) -> std::fs::File {
+    std::fs::File::open(format!("/proc/{pid}/ns/net"))
+        .unwrap_or_else(|e| panic!("the network namespace of pid {pid}: {e}"))
+}
+
+/// Joins `ns` (the calling thread only: namespaces are per thread).
+fn enter_netns(ns: &std::fs::File) {
+    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+}
+
+/// `f` run on a thread of its own inside `ns`.
+fn in_netns<T: Send>(ns: &std::fs::File, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            enter_netns(ns);
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// A forwarded connection: its two sockets (to shut them down) and two copying threads.
+type Conn = ([TcpStream; 2], [JoinHandle<()>; 2]);
+
+/// Forwards connections from 127.0.0.1 in the host's network namespace to
+/// 127.0.0.1:`port` in another one. Sockets stay in the namespace they were made in:
+/// the listener is the host's; the accepting thread joins the other namespace, so the
+/// connections it makes are there.
+struct Forwarder {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<Conn>>>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Forwarder {
+    fn start(ns: std::fs::File, port: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a forwarder port");
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns = Arc::new(Mutex::new(Vec::<Conn>::new()));
+        let accept = std::thread::spawn({
+            let (stop, conns) = (stop.clone(), conns.clone());
+            move || {
+                enter_netns(&ns);
+                for client in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(client) = client else { continue };
+                    // Not up yet: the client sees the connection closed, and tries again.
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", port)) else {
+                        continue;
+                    };
+                    let copy = |mut from: TcpStream, mut to: TcpStream| {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            // Either side done: the whole connection is (HTTP never half-closes).
+                            let _ = from.shutdown(Shutdown::Both);
+                            let _ = to.shutdown(Shutdown::Both);
+                        })
+                    };
+                    let (Ok(client2), Ok(server2), Ok(client3), Ok(server3)) = (
+                        client.try_clone(),
+                        server.try_clone(),
+                        client.try_clone(),
+                        server.try_clone(),
+                    ) else {
+                        continue;
+                    };
+                    let threads = [copy(client, server), copy(server2, client2)];
+                    let mut conns = conns.lock().unwrap();
+                    conns.retain(|(_, t)| !t.iter().all(JoinHandle::is_finished));
+                    conns.push(([client3, server3], threads));
+                }
+            }
+        });
+        Self {
+            addr,
+            stop,
+            conns,
+            accept: Some(accept),
+        }
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accepting thread, which then sees `stop`.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        for (streams, threads) in self.conns.lock().unwrap().drain(..) {
+            for s in &streams {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+            for t in threads {
+                let _ = t.join();
+            }
+        }
     }
 }
 

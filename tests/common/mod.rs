@@ -10,6 +10,7 @@
 pub mod browser;
 pub mod memory;
 pub mod receiver;
+pub mod proxy;
 pub mod sse;
 
 use serde_json::{Value, json};
@@ -29,6 +30,7 @@ const HOST_SERVICES: &[&str] = &[
     "avahi-daemon.service",
     "avahi-daemon.socket",
     "upower.service",
+    "nginx.service",
 ];
 
 pub const PASSWORD: &str = "test-password-1";
@@ -43,11 +45,16 @@ pub struct Sandbox {
     pub port: u16,
     /// `https` once unitdeck was installed with TLS.
     pub scheme: &'static str,
+    /// `UNITDECK_BASE_PATH` as installed (empty: none); part of `base_url`.
+    pub base_path: String,
     /// A free port the test may give to an app unit.
     pub spare_ports: Vec<u16>,
+    /// Booted with a network namespace of its own (`--private-network`): the host
+    /// cannot reach its 127.0.0.1.
+    pub own_network: bool,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -66,7 +73,13 @@ impl Sandbox {
 
     /// Boots a container; `env` adds `Environment=` settings for unitdeck.
     pub fn start_with(env: &[(&str, &str)]) -> Self {
-        let mut sandbox = Self::boot();
+        Self::start_in(&[], env)
+    }
+
+    /// Boots a container with more `systemd-nspawn` options (`extra`, as for
+    /// [`Sandbox::boot_with_args`]) and unitdeck running in it with `env`.
+    pub fn start_in(extra: &[String], env: &[(&str, &str)]) -> Self {
+        let mut sandbox = Self::boot_with_args(extra);
         sandbox.install_unitdeck(env);
         sandbox
     }
@@ -141,7 +154,11 @@ impl Sandbox {
             machine,
             port: free_port(),
             scheme: "http",
+            base_path: String::new(),
             spare_ports: (0..3).map(|_| free_port()).collect(),
+            own_network: extra
+                .iter()
+                .any(|a| a == "--private-network" || a.starts_with("--network-")),
         };
         let deadline = Instant::now() + BOOT_TIMEOUT;
         sandbox.pid = loop {
@@ -276,6 +293,9 @@ impl Sandbox {
             ("RUST_LOG".to_string(), "unitdeck=debug".to_string()),
         ];
         for (k, v) in env {
+            if *k == "UNITDECK_BASE_PATH" {
+                self.base_path = v.trim_end_matches('/').to_string();
+            }
             settings.retain(|(key, _)| key != k);
             settings.push((k.to_string(), v.to_string()));
         }
@@ -287,8 +307,12 @@ impl Sandbox {
         self.wait_healthy();
     }
 
+    /// unitdeck's root: its address and base path.
     pub fn base_url(&self) -> String {
-        format!("{}://127.0.0.1:{}", self.scheme, self.port)
+        format!(
+            "{}://127.0.0.1:{}{}",
+            self.scheme, self.port, self.base_path
+        )
     }
 
     /// The certificate unitdeck made for itself (`UNITDECK_TLS=self-signed`), PEM.
@@ -325,13 +349,25 @@ impl Sandbox {
     pub fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let url = format!("{}/healthz", self.base_url());
+        // -k: this only waits for it; the tests check the certificate themselves.
+        let curl = [
+            "curl",
+            "-s",
+            "-k",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url,
+        ];
         loop {
-            // -k: this only waits for it; the tests check the certificate themselves.
-            let ok = Command::new("curl")
-                .args(["-s", "-k", "-o", "/dev/null", "-w", "%{http_code}", &url])
-                .output()
-                .map(|o| o.stdout == b"200")
-                .unwrap_or(false);
+            // A container with its own network is reached from inside only.
+            let out = if self.own_network {
+                Ok(self.exec(&curl))
+            } else {
+                Command::new(curl[0]).args(&curl[1..]).output()
+            };
+            let ok = out.map(|o| o.stdout == b"200").unwrap_or(false);
             if ok {
                 return;
             }

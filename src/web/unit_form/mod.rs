@@ -13,7 +13,7 @@ use askama_web::WebTemplate;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 
 mod fields;
 
@@ -22,6 +22,7 @@ use fields::{Errors, FormValues, Intent};
 use super::pages::Chrome;
 use crate::auth::{Principal, Scope};
 use crate::error::{AppError, FieldError};
+use crate::http::base::redirect;
 use crate::http::problem::{PageError, status_of};
 use crate::http::urlencode;
 use crate::service::Services;
@@ -188,11 +189,11 @@ async fn page(
     Ok(FormPage {
         chrome: Chrome::new(if editing.is_some() { "services" } else { "new" }),
         action: match &editing {
-            Some(name) => format!("/units/{}/edit", urlencode(name)),
-            None => "/units/new".into(),
+            Some(name) => format!("units/{}/edit", urlencode(name)),
+            None => "units/new".into(),
         },
         name_q: editing.as_deref().map(urlencode).unwrap_or_default(),
-        primary_href: format!("/units/{}", urlencode(&primary)),
+        primary_href: format!("units/{}", urlencode(&primary)),
         editing,
         f,
         errors,
@@ -425,7 +426,7 @@ fn redirect_telling(
     request: &HeaderMap,
     applied: &Applied,
 ) -> Response {
-    let mut response = Redirect::to(to).into_response();
+    let mut response = redirect(to).into_response();
     if !applied.warnings.is_empty() {
         let message = format!(
             "Saved as revision {}, but: {}",
@@ -444,7 +445,7 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<Response, PageError> {
     state.services.delete_unit_file(&principal, &name).await?;
-    Ok(Redirect::to("/").into_response())
+    Ok(redirect("/").into_response())
 }
 
 #[cfg(test)]
