@@ -289,6 +289,65 @@ async fn a_session_and_tokens_see_what_their_scope_allows() {
 }
 
 #[tokio::test]
+async fn overrides_are_read_by_every_scope_and_changed_by_admins_only() {
+    let h = Harness::new().await;
+    let read = h.token(Scope::Read).await;
+    let operate = h.token(Scope::Operate).await;
+    let admin = h.token(Scope::Admin).await;
+    let unit = "/api/v1/units/shop-api.service";
+    // Reads pass the gate for every scope (systemd itself is not there: 503).
+    for path in ["/files", "/override", "/override/revisions"] {
+        h.get(&format!("{unit}{path}"), &read).await.problem(503);
+    }
+    let spec = json!({"environment": {"A": "1"}});
+    let put = |auth: &Auth| {
+        auth.apply(Harness::request(Method::PUT, &format!("{unit}/override")))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(spec.to_string()))
+            .unwrap()
+    };
+    let delete = |auth: &Auth| {
+        auth.apply(Harness::request(
+            Method::DELETE,
+            &format!("{unit}/override"),
+        ))
+        .body(Body::empty())
+        .unwrap()
+    };
+    // Changes and previews are admin's, also for an operator whose unit actions share
+    // the path's shape.
+    for auth in [&read, &operate] {
+        h.send(put(auth)).await.problem(403);
+        h.send(delete(auth)).await.problem(403);
+        for path in ["/override/preview", "/override/rollback"] {
+            h.post_json(&format!("{unit}{path}"), auth, json!({"revision": 1}))
+                .await
+                .problem(403);
+        }
+    }
+    h.send(put(&admin)).await.problem(503);
+    h.post_json(&format!("{unit}/override/preview"), &admin, spec.clone())
+        .await
+        .problem(503);
+    // A body that is not an override spec names its field; another method is a 405.
+    let body = h
+        .post_json(
+            &format!("{unit}/override/preview"),
+            &admin,
+            json!({"nice": "high"}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(body["errors"][0]["field"], "nice");
+    let answer = h.post_json(&format!("{unit}/override"), &admin, spec).await;
+    answer.problem(405);
+    assert!(answer.header(header::ALLOW).contains("PUT"));
+    h.get("/api/v1/units/a%20b.service/files", &read)
+        .await
+        .problem(400);
+}
+
+#[tokio::test]
 async fn cross_site_changes_with_the_cookie_are_refused() {
     let h = Harness::new().await;
     let session = h.login().await;

@@ -69,7 +69,10 @@ on('click', e => {
   if (!b || b.disabled || !W.htmx) return;
   if (b.dataset.confirm && !confirm(b.dataset.confirm)) return;
   b.disabled = true;
-  const row = b.closest('.unit-row, .job-row'), id = row && row.id, pin = b.matches('.pin');
+  // The answer is the row: the button's own, or the one data-target names (a button
+  // outside the row, such as "Restart now to apply").
+  const row = b.dataset.target ? d.querySelector(b.dataset.target) : b.closest('.unit-row, .job-row');
+  const id = row && row.id, pin = b.matches('.pin');
   htmx.ajax('POST', b.dataset.post, { source: b, target: row, swap: 'outerHTML' })
     .finally(() => {
       b.disabled = false;

@@ -5,7 +5,8 @@
 //! - the flows: log in through the form; the dashboard lists services; the filter
 //!   hides rows without a reload; Stop (with its confirmation) and Start change the
 //!   row in place; a `systemctl` change made outside appears live; a unit's page
-//!   shows log lines as they are written; the unit form previews, marks a bad field
+//!   shows log lines as they are written, and the files systemd reads for it; an override
+//!   is previewed, saved and applied with a restart; the unit form previews, marks a bad field
 //!   next to it, then creates and starts an app server; the ports page shows it;
 //!   log out;
 //! - on every page: no sideways scrolling, tap targets ≥ 44 px and no tiny text on
@@ -810,6 +811,56 @@ async fn flows(screen: Screen, via: Option<Prefix>) {
             "round {round} between the dashboard and a unit took {:?}",
             started.elapsed()
         );
+    }
+
+    // --- override demo.service from its page: the files systemd reads, a drop-in made in
+    // the form with its live preview, saved, then "Restart now to apply" -------------------
+    b.goto(&format!("{base}/units/{DEMO}")).await;
+    b.wait_for("#configuration details.source").await;
+    b.click(&format!("a.btn[href='units/{DEMO}/override']"))
+        .await;
+    b.wait_for_path(&format!("/units/{DEMO}/override")).await;
+    b.wait_for("form.override-form #memory_max").await;
+    check_page(&b, "override").await;
+    b.find("input[name=env_key]")
+        .await
+        .send_keys("GREETING")
+        .await
+        .unwrap();
+    b.find("input[name=env_value]")
+        .await
+        .send_keys("from the browser")
+        .await
+        .unwrap();
+    b.find("#memory_max").await.send_keys("64M").await.unwrap();
+    b.wait_js(
+        "the preview shows the drop-in",
+        WAIT,
+        "return [...document.querySelectorAll('#preview pre.preview')].some(p => \
+           p.textContent.includes('MemoryMax=64M') && p.textContent.includes('GREETING=from the browser'))",
+    )
+    .await;
+    check_page(&b, "override-preview").await;
+    b.click("form.override-form button[value=save]").await;
+    b.wait_js(
+        "the page says it was saved",
+        WAIT,
+        "const n = document.querySelector('.card.notice'); \
+         return !!n && n.textContent.includes('Saved as revision 1')",
+    )
+    .await;
+    assert_eq!(sb.show(DEMO, "MemoryMax"), (64u64 << 20).to_string());
+    let greeting = "GREETING=from the browser".to_string();
+    assert!(!sb.process_environment(DEMO).contains(&greeting));
+    check_page(&b, "override-saved").await;
+    b.click(".card.notice button[data-post]").await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while !sb.process_environment(DEMO).contains(&greeting) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restart did not apply the override"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     // --- the unit form: preview, a field error, create -----------------------------------

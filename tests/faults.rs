@@ -1,7 +1,7 @@
 //! Faults against a real systemd: the system bus restarted and systemd re-executed while
 //! viewers are connected, the journal follower killed mid-stream, unitdeck killed with
-//! SIGKILL during unit-file creates and audit writes (and a client leaving mid-create),
-//! and a full unit directory.
+//! SIGKILL during unit-file creates, override writes and audit writes (and a client
+//! leaving mid-create), and a full unit directory.
 //!
 //! The short versions run by default; `UNITDECK_LONG_TESTS=1` repeats each fault more
 //! often.
@@ -538,6 +538,12 @@ fn assert_database_sound(sb: &Sandbox) {
          WHERE a.action = 'token.create' AND a.target = 'token:' || t.id)",
     );
     assert_eq!(unaudited, json!([]), "tokens without their audit row");
+    let orphans = sql(
+        sb,
+        "SELECT o.unit, o.revision FROM overrides o LEFT JOIN override_revisions r \
+         ON r.unit = o.unit AND r.revision = o.revision WHERE r.unit IS NULL",
+    );
+    assert_eq!(orphans, json!([]), "overrides without their revision");
 }
 
 /// Every file unitdeck wrote is complete (exactly the current revision's text), and no
@@ -696,6 +702,160 @@ async fn kill_9_during_unit_file_creates() {
     }
     assert_unit_dir_sound(&sb, &api).await;
     assert_database_sound(&sb);
+}
+
+// --- SIGKILL during override writes ---------------------------------------------------
+
+const CRASH_UNIT: &str = "crash.service";
+/// Another tool's drop-in beside unitdeck's.
+const OTHER_DROP_IN: &str = "[Service]\nNice=1\n";
+
+/// Override `i`: each one changes the drop-in's text.
+fn crash_override(i: usize) -> Value {
+    json!({"environment": {"ROUND": i.to_string()}, "memory_max": format!("{}M", 64 + i)})
+}
+
+/// The drop-in is exactly the current revision's text (absent when the override was
+/// removed), systemd applies that text, nothing temporary or half-written is left in its
+/// directory, and the other drop-in is untouched. The current `ROUND`, if any.
+async fn assert_drop_in_sound(sb: &Sandbox, api: &common::Api) -> Option<String> {
+    let dir = sb
+        .root()
+        .join(UNIT_DIR.trim_start_matches('/'))
+        .join(format!("{CRASH_UNIT}.d"));
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.contains(".unitdeck-"), "left behind: {name}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("10-other.conf")).unwrap(),
+        OTHER_DROP_IN
+    );
+    let state = api
+        .get_json(&format!("/api/v1/units/{CRASH_UNIT}/override"))
+        .await;
+    let file = std::fs::read_to_string(dir.join("50-unitdeck.conf")).ok();
+    assert_eq!(
+        file.as_deref(),
+        state["text"].as_str(),
+        "the drop-in is not the current revision's: {state}"
+    );
+    let round = state["settings"]["environment"]["ROUND"]
+        .as_str()
+        .map(String::from);
+    // The restore after a crash reloads systemd in the background.
+    let expected = round.as_ref().map(|r| format!("ROUND={r}"));
+    wait_for(
+        sb,
+        "systemd applies the current revision",
+        Duration::from_secs(10),
+        async || {
+            let environment = sb.show(CRASH_UNIT, "Environment");
+            let applied = match &expected {
+                Some(e) => environment.split_whitespace().any(|v| v == e),
+                None => !environment.contains("ROUND="),
+            };
+            (applied && sb.show(CRASH_UNIT, "NeedDaemonReload") == "no").then_some(())
+        },
+    )
+    .await;
+    round
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_override_writes() {
+    let sb = Sandbox::start();
+    sb.write(
+        &format!("{UNIT_DIR}/{CRASH_UNIT}.d/10-other.conf"),
+        OTHER_DROP_IN,
+    );
+    sb.add_unit(CRASH_UNIT, PROBE);
+    sb.sh(&format!("systemctl start {CRASH_UNIT}"));
+    let api = sb.login().await;
+    let url = format!("/api/v1/units/{CRASH_UNIT}/override");
+    assert_eq!(api.put_json(&url, &crash_override(0)).await.status(), 200);
+    let started = Instant::now();
+    assert_eq!(api.put_json(&url, &crash_override(1)).await.status(), 200);
+    let save_time = started.elapsed();
+    eprintln!("one override save takes {save_time:?}");
+
+    // Kill points spread from the request's start to a little past its usual end; every
+    // third change is a removal.
+    let n = rounds(5, 15);
+    for i in 0..n {
+        let delay = save_time.mul_f64(1.2 * i as f64 / (n - 1) as f64);
+        let change = {
+            let req = if i % 3 == 2 {
+                api.request(reqwest::Method::DELETE, &url)
+            } else {
+                api.request(reqwest::Method::PUT, &url)
+                    .json(&crash_override(i + 2))
+            };
+            tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+        };
+        tokio::time::sleep(delay).await;
+        kill_unitdeck(&sb).await;
+        let status = change.await.unwrap().ok();
+        let round = assert_drop_in_sound(&sb, &api).await;
+        assert_database_sound(&sb);
+        eprintln!("change {i}: killed after {delay:?}; answer {status:?}; now ROUND={round:?}");
+        if status == Some(200) && i % 3 != 2 {
+            assert_eq!(
+                round,
+                Some((i + 2).to_string()),
+                "a save answered 200 is kept"
+            );
+        }
+    }
+    // The narrowest window: the new drop-in is in place, the revision not committed yet.
+    for i in 0..rounds(2, 6) {
+        let round = 100 + i;
+        let file = sb
+            .root()
+            .join(UNIT_DIR.trim_start_matches('/'))
+            .join(format!("{CRASH_UNIT}.d/50-unitdeck.conf"));
+        let (old, host_pid) = (unitdeck_pid(&sb), unitdeck_host_pid(&sb));
+        let change = {
+            let req = api
+                .request(reqwest::Method::PUT, &url)
+                .json(&crash_override(round));
+            tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+        };
+        let written = format!("ROUND={round}\"");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&file).is_ok_and(|t| t.contains(&written)) {
+            assert!(
+                Instant::now() < deadline,
+                "the drop-in of round {round} never appeared"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        unsafe { libc::kill(host_pid, libc::SIGKILL) };
+        wait_restarted(&sb, old).await;
+        let status = change.await.unwrap().ok();
+        let now = assert_drop_in_sound(&sb, &api).await;
+        eprintln!(
+            "round {round}: killed as its drop-in appeared; answer {status:?}; now ROUND={now:?}"
+        );
+        assert_database_sound(&sb);
+    }
+    // Each was put back by the next start, audited.
+    let records = common::audit(&api).await;
+    let restore = common::find_audit(&records, "override.restore", Some(CRASH_UNIT), "ok");
+    assert!(
+        restore["detail"].as_str().unwrap().contains("interrupted"),
+        "{restore}"
+    );
+    // A temporary file torn by a kill (a window too narrow to aim at) goes at the next start.
+    sb.write(
+        &format!("{UNIT_DIR}/{CRASH_UNIT}.d/.50-unitdeck.conf.unitdeck-1-0-0123456789ab.tmp"),
+        "# Managed by unitdeck\n[Serv",
+    );
+    kill_unitdeck(&sb).await;
+    assert_drop_in_sound(&sb, &api).await;
+    // And unitdeck goes on: a save after all that works.
+    assert_eq!(api.put_json(&url, &crash_override(7)).await.status(), 200);
+    assert_eq!(assert_drop_in_sound(&sb, &api).await.as_deref(), Some("7"));
 }
 
 /// Not a crash but the same window: the client gives up (a timeout, a closed tab) while
@@ -885,35 +1045,6 @@ async fn kill_9_during_audit_writes() {
 
 // --- 5. a full unit directory ---------------------------------------------------------
 
-/// Every entry of the container's unit directory: name → contents (files) or link target.
-fn unit_dir_listing(sb: &Sandbox) -> BTreeMap<String, Vec<u8>> {
-    let dir = sb.root().join(UNIT_DIR.trim_start_matches('/'));
-    let mut out = BTreeMap::new();
-    let mut todo = vec![dir.clone()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let entry = entry.unwrap();
-            let path = entry.path();
-            let rel = path
-                .strip_prefix(&dir)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let kind = entry.file_type().unwrap();
-            let value = if kind.is_symlink() {
-                format!("-> {}", std::fs::read_link(&path).unwrap().display()).into_bytes()
-            } else if kind.is_dir() {
-                todo.push(path);
-                b"dir".to_vec()
-            } else {
-                std::fs::read(&path).unwrap()
-            };
-            out.insert(rel, value);
-        }
-    }
-    out
-}
-
 /// A tmpfs of `size` over the unit directory, holding what was there; unitdeck restarts
 /// so that its own mount namespace (ReadWritePaths=) sees it.
 fn unit_dir_on_tmpfs(sb: &Sandbox, size: &str) {
@@ -977,7 +1108,7 @@ async fn full_unit_directory_is_a_clean_5xx() {
         }
         let df = sb.sh(&format!("df -k --output=avail {UNIT_DIR} | tail -1"));
         eprintln!("{free_pages} page(s) free: {} KiB available", df.trim());
-        let before = unit_dir_listing(&sb);
+        let before = sb.unit_dir_snapshot();
         let res = api
             .post_json("/api/v1/unit-files", &crash_spec("no-room"))
             .await;
@@ -993,7 +1124,7 @@ async fn full_unit_directory_is_a_clean_5xx() {
 
         // Nothing half-written, nothing recorded, systemd never saw it.
         assert_eq!(
-            unit_dir_listing(&sb),
+            sb.unit_dir_snapshot(),
             before,
             "the unit directory is unchanged"
         );

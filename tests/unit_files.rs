@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use common::{Api, Sandbox, answers, eventually};
@@ -14,49 +13,6 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 const UNIT_DIR: &str = "etc/systemd/system";
-
-/// Every entry under the container's unit directory: path → kind and contents (files),
-/// target (symlinks), or nothing (directories).
-fn unit_dir_snapshot(sb: &Sandbox) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap())
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let path = e.path();
-            let rel = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            let mode = {
-                use std::os::unix::fs::PermissionsExt;
-                meta.permissions().mode()
-            };
-            if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(&path).unwrap();
-                out.insert(
-                    rel,
-                    format!("link {mode:o} -> {}", target.display()).into_bytes(),
-                );
-            } else if meta.is_dir() {
-                out.insert(rel, format!("dir {mode:o}").into_bytes());
-                walk(root, &path, out);
-            } else {
-                let mut bytes = format!("file {mode:o}\n").into_bytes();
-                bytes.extend(std::fs::read(&path).unwrap());
-                out.insert(rel, bytes);
-            }
-        }
-    }
-    let root = sb.root().join(UNIT_DIR);
-    let mut out = BTreeMap::new();
-    walk(&root, &root, &mut out);
-    out
-}
 
 fn fingerprint(snapshot: &BTreeMap<String, Vec<u8>>) -> String {
     let mut h = Sha256::new();
@@ -90,25 +46,6 @@ fn unit_object_path(name: &str) -> String {
         }
     }
     path
-}
-
-/// The environment of the unit's running main process.
-fn process_environment(sb: &Sandbox, unit: &str) -> Vec<String> {
-    let pid = sb.show(unit, "MainPID");
-    let raw = std::fs::read(format!("/proc/{}/root/proc/{pid}/environ", sb.pid))
-        .unwrap_or_else(|_| sb.sh(&format!("cat /proc/{pid}/environ")).into_bytes());
-    raw.split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect()
-}
-
-async fn put_json(api: &Api, path: &str, body: &Value) -> reqwest::Response {
-    api.request(reqwest::Method::PUT, path)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
 }
 
 fn app_spec(port: u16) -> Value {
@@ -153,7 +90,7 @@ async fn app_server_is_created_updated_rolled_back_and_deleted() {
     let spec = app_spec(port1);
 
     // Preview: the text and a clean verify, and nothing written.
-    let before = unit_dir_snapshot(&sb);
+    let before = sb.unit_dir_snapshot();
     let res = api.post_json("/api/v1/unit-files/preview", &spec).await;
     assert_eq!(res.status(), 200);
     let preview: Value = res.json().await.unwrap();
@@ -165,7 +102,7 @@ async fn app_server_is_created_updated_rolled_back_and_deleted() {
     );
     assert_eq!(preview["verify"]["ok"], true, "{preview}");
     assert!(preview.get("next_runs").is_none());
-    assert_eq!(unit_dir_snapshot(&sb), before, "preview wrote nothing");
+    assert_eq!(sb.unit_dir_snapshot(), before, "preview wrote nothing");
 
     // Create.
     let started = std::time::Instant::now();
@@ -201,7 +138,8 @@ async fn app_server_is_created_updated_rolled_back_and_deleted() {
             0o644
         );
     }
-    let leftovers: Vec<String> = unit_dir_snapshot(&sb)
+    let leftovers: Vec<String> = sb
+        .unit_dir_snapshot()
         .into_keys()
         .filter(|p| p.contains("unitdeck-") || p.ends_with(".tmp"))
         .collect();
@@ -218,7 +156,7 @@ async fn app_server_is_created_updated_rolled_back_and_deleted() {
         .collect();
     got_env.sort();
     assert_eq!(got_env, want_env);
-    let process_env = process_environment(&sb, "shop-api.service");
+    let process_env = sb.process_environment("shop-api.service");
     for var in &want_env {
         assert!(process_env.contains(var), "{var:?} not in {process_env:?}");
     }
@@ -249,7 +187,7 @@ async fn app_server_is_created_updated_rolled_back_and_deleted() {
     let pid1 = sb.show("shop-api.service", "MainPID");
     let mut spec2 = app_spec(port2);
     spec2["environment"]["GREETING"] = json!("second revision");
-    let res = put_json(&api, "/api/v1/unit-files/shop-api", &spec2).await;
+    let res = api.put_json("/api/v1/unit-files/shop-api", &spec2).await;
     assert_eq!(res.status(), 200);
     let updated: Value = res.json().await.unwrap();
     assert_eq!(updated["revision"], 2);
@@ -268,14 +206,16 @@ async fn app_server_is_created_updated_rolled_back_and_deleted() {
     )
     .await;
     assert!(
-        process_environment(&sb, "shop-api.service")
+        sb.process_environment("shop-api.service")
             .contains(&"GREETING=second revision".to_string())
     );
 
     // The full name works as the route parameter too; the name in the body must match.
     let mut renamed = spec2.clone();
     renamed["name"] = json!("other");
-    let res = put_json(&api, "/api/v1/unit-files/shop-api.service", &renamed).await;
+    let res = api
+        .put_json("/api/v1/unit-files/shop-api.service", &renamed)
+        .await;
     assert_eq!(res.status(), 422);
     let problem: Value = res.json().await.unwrap();
     assert_eq!(problem["errors"][0]["field"], "name");
@@ -458,7 +398,9 @@ async fn a_job_gets_an_active_timer_with_a_next_elapse() {
     // A schedule systemd cannot parse is a 422 on that field.
     let mut bad = spec.clone();
     bad["schedule"] = json!("every other tuesday");
-    let res = put_json(&api, "/api/v1/unit-files/nightly-report", &bad).await;
+    let res = api
+        .put_json("/api/v1/unit-files/nightly-report", &bad)
+        .await;
     assert_eq!(res.status(), 422);
     let problem: Value = res.json().await.unwrap();
     assert_eq!(problem["errors"][0]["field"], "schedule");
@@ -467,7 +409,7 @@ async fn a_job_gets_an_active_timer_with_a_next_elapse() {
     let mut hourly = spec.clone();
     hourly["schedule"] = json!("hourly");
     assert_eq!(
-        put_json(&api, "/api/v1/unit-files/nightly-report", &hourly)
+        api.put_json("/api/v1/unit-files/nightly-report", &hourly)
             .await
             .status(),
         200
@@ -562,7 +504,7 @@ async fn hostile_specs_are_refused_and_change_nothing() {
     );
     sb.sh("systemctl daemon-reload");
     let api = sb.login().await;
-    let before = unit_dir_snapshot(&sb);
+    let before = sb.unit_dir_snapshot();
 
     let base = || {
         json!({"name": "ok-app", "kind": "service", "exec_start": ["/bin/sleep", "1000"],
@@ -980,7 +922,7 @@ async fn hostile_specs_are_refused_and_change_nothing() {
     }
     assert!(doc["components"]["schemas"]["UnitSpec"].is_object());
 
-    let after = unit_dir_snapshot(&sb);
+    let after = sb.unit_dir_snapshot();
     assert_eq!(
         fingerprint(&before),
         fingerprint(&after),
@@ -1163,7 +1105,7 @@ async fn the_html_form_creates_a_running_unit() {
     )
     .await;
     assert!(
-        process_environment(&sb, "web-app.service")
+        sb.process_environment("web-app.service")
             .contains(&"MESSAGE=hi there 50% $USER".to_string())
     );
     assert_eq!(api.get("/units/web-app.service").await.status(), 200);

@@ -6,6 +6,7 @@ mod events;
 mod jobs;
 pub mod logs;
 mod notifications;
+mod overrides;
 mod params;
 mod pins;
 
@@ -103,6 +104,11 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(notifications::test_channel))
         .routes(routes!(notifications::deliveries))
+        .routes(routes!(overrides::files))
+        .routes(routes!(overrides::get, overrides::put, overrides::delete))
+        .routes(routes!(overrides::preview))
+        .routes(routes!(overrides::revisions))
+        .routes(routes!(overrides::rollback))
         .split_for_parts();
     problems::document(&mut openapi);
     (router, openapi)

@@ -594,6 +594,146 @@ impl Db {
     }
 }
 
+// --- overrides (drop-ins of units unitdeck did not create) ---------------------------
+
+/// A unit unitdeck has overridden (or did): the current state of `overrides`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OverrideRow {
+    /// The unit's own name, e.g. `code-server.service`.
+    pub unit: String,
+    /// The revision currently installed.
+    pub revision: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One revision of an override; `settings` and `text` are None for a removal.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OverrideRevisionRow {
+    pub revision: i64,
+    /// The override spec as JSON.
+    pub settings: Option<String>,
+    /// The drop-in as written.
+    pub text: Option<String>,
+    /// A running unit needed a restart to apply it.
+    pub restart: bool,
+    pub created_at: String,
+    pub actor: String,
+}
+
+/// An override revision to commit: the first of a unit (`previous` = None) or the next.
+#[derive(Debug, Clone)]
+pub struct NewOverrideRevision<'a> {
+    pub unit: &'a str,
+    /// The spec and the drop-in; None for a removal.
+    pub settings: Option<&'a str>,
+    pub text: Option<&'a str>,
+    pub restart: bool,
+    pub actor: &'a str,
+    /// The revision the change was based on; the commit fails if it moved meanwhile.
+    pub previous: Option<i64>,
+}
+
+impl Db {
+    pub async fn list_overrides(&self) -> sqlx::Result<Vec<OverrideRow>> {
+        sqlx::query_as("SELECT unit, revision, created_at, updated_at FROM overrides ORDER BY unit")
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    pub async fn override_row(&self, unit: &str) -> sqlx::Result<Option<OverrideRow>> {
+        sqlx::query_as(
+            "SELECT unit, revision, created_at, updated_at FROM overrides WHERE unit = ?",
+        )
+        .bind(unit)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// The history of an override, newest first.
+    pub async fn override_revisions(&self, unit: &str) -> sqlx::Result<Vec<OverrideRevisionRow>> {
+        sqlx::query_as(
+            "SELECT revision, settings, text, restart, created_at, actor FROM override_revisions \
+             WHERE unit = ? ORDER BY revision DESC",
+        )
+        .bind(unit)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn override_revision(
+        &self,
+        unit: &str,
+        revision: i64,
+    ) -> sqlx::Result<Option<OverrideRevisionRow>> {
+        sqlx::query_as(
+            "SELECT revision, settings, text, restart, created_at, actor FROM override_revisions \
+             WHERE unit = ? AND revision = ?",
+        )
+        .bind(unit)
+        .bind(revision)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Records an override revision and its audit row in one transaction; the revision
+    /// number, or None when the override moved on meanwhile (or was first made by another
+    /// change).
+    pub async fn commit_override_revision(
+        &self,
+        rev: NewOverrideRevision<'_>,
+        audit: AuditEntry<'_>,
+    ) -> sqlx::Result<Option<i64>> {
+        let now = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        let revision: Option<i64> = match rev.previous {
+            None => {
+                sqlx::query_scalar(
+                    "INSERT INTO overrides (unit, revision, created_at, updated_at) \
+                     VALUES (?, 1, ?, ?) ON CONFLICT (unit) DO NOTHING RETURNING revision",
+                )
+                .bind(rev.unit)
+                .bind(&now)
+                .bind(&now)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            Some(previous) => {
+                sqlx::query_scalar(
+                    "UPDATE overrides SET revision = revision + 1, updated_at = ? \
+                     WHERE unit = ? AND revision = ? RETURNING revision",
+                )
+                .bind(&now)
+                .bind(rev.unit)
+                .bind(previous)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+        };
+        let Some(revision) = revision else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO override_revisions \
+             (unit, revision, settings, text, restart, created_at, actor) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(rev.unit)
+        .bind(revision)
+        .bind(rev.settings)
+        .bind(rev.text)
+        .bind(rev.restart)
+        .bind(&now)
+        .bind(rev.actor)
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(Some(revision))
+    }
+}
+
 async fn upsert_setting(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     key: &str,

@@ -255,3 +255,72 @@ async fn revisions_commit_with_their_audit_row_or_not_at_all() {
     );
     assert!(db.list_unit_files().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn override_revisions_keep_removals_and_refuse_stale_bases() {
+    let (db, _) = fresh("overrides").await;
+    let rev = |previous, text: Option<&'static str>| NewOverrideRevision {
+        unit: "code-server.service",
+        settings: text.map(|_| "{}"),
+        text,
+        restart: text.is_some(),
+        actor: "admin",
+        previous,
+    };
+    let save = entry("override.save", Some("code-server.service"), "ok");
+    assert_eq!(
+        db.commit_override_revision(rev(None, Some("a")), save.clone())
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    // A second first revision, and one based on a stale revision, commit nothing.
+    assert_eq!(
+        db.commit_override_revision(rev(None, Some("b")), save.clone())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        db.commit_override_revision(rev(Some(5), Some("b")), save.clone())
+            .await
+            .unwrap(),
+        None
+    );
+    // A removal is a revision without text.
+    let remove = entry("override.remove", Some("code-server.service"), "ok");
+    assert_eq!(
+        db.commit_override_revision(rev(Some(1), None), remove)
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        audit_actions(&db).await,
+        ["override.save", "override.remove"]
+    );
+    let history = db.override_revisions("code-server.service").await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!((history[0].revision, history[0].text.as_deref()), (2, None));
+    assert!(!history[0].restart && history[1].restart);
+    let first = db
+        .override_revision("code-server.service", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.text.as_deref(), Some("a"));
+    let row = db
+        .override_row("code-server.service")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.revision, 2);
+    assert_eq!(db.list_overrides().await.unwrap().len(), 1);
+    // Text without settings is not a revision.
+    let broken = NewOverrideRevision {
+        settings: None,
+        ..rev(Some(2), Some("x"))
+    };
+    let save = entry("override.save", Some("code-server.service"), "ok");
+    assert!(db.commit_override_revision(broken, save).await.is_err());
+}

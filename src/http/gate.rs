@@ -12,7 +12,7 @@ use super::problem::error_for;
 use super::urlencode;
 use crate::auth::{Principal, Scope, secret_hash};
 use crate::error::AppError;
-use crate::service::{AuditEntry, Services};
+use crate::service::{AuditEntry, Services, unit_action_named};
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "unitdeck_session";
@@ -32,7 +32,8 @@ fn required_scope(method: &Method, path: &str) -> Scope {
     if matches!(*method, Method::GET | Method::HEAD) {
         return Scope::Read;
     }
-    let pin = matches!(*method, Method::PUT | Method::DELETE) && path.starts_with("/api/v1/pins/");
+    let pin = matches!(*method, Method::PUT | Method::DELETE) && path.starts_with("/api/v1/pins/")
+        || *method == Method::POST && is_row_pin(path);
     if pin || *method == Method::POST && unit_action_path(path).is_some() {
         Scope::Operate
     } else {
@@ -41,12 +42,20 @@ fn required_scope(method: &Method, path: &str) -> Scope {
 }
 
 /// `(name, action)` of `/api/v1/units/{name}/{action}`, `/ui/units/{name}/{action}` and
-/// the jobs page's `/ui/jobs/{name}/{action}`.
+/// the jobs page's `/ui/jobs/{name}/{action}`, for the unit actions only: another route
+/// under a unit (its override) stays admin's.
 fn unit_action_path(path: &str) -> Option<(&str, &str)> {
     ["/api/v1/units/", "/ui/units/", "/ui/jobs/"]
         .iter()
         .filter_map(|prefix| path.strip_prefix(prefix)?.split_once('/'))
-        .find(|(name, action)| !name.is_empty() && !action.is_empty() && !action.contains('/'))
+        .find(|(name, action)| !name.is_empty() && unit_action_named(action).is_ok())
+}
+
+/// The star of a row on the pages: `/ui/units/{name}/pin` and `/unpin`.
+fn is_row_pin(path: &str) -> bool {
+    path.strip_prefix("/ui/units/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(name, what)| !name.is_empty() && matches!(what, "pin" | "unpin"))
 }
 
 fn is_state_changing(method: &Method) -> bool {
@@ -279,6 +288,14 @@ mod tests {
             required_scope(&Method::POST, "/api/v1/unit-files/a/rollback"),
             Scope::Admin
         );
+        for path in [
+            "/api/v1/units/a.service/override",
+            "/api/v1/units/a.service/override/preview",
+            "/api/v1/units/a.service/explode",
+            "/ui/units/a.service/start/x",
+        ] {
+            assert_eq!(required_scope(&Method::POST, path), Scope::Admin, "{path}");
+        }
         for method in [Method::PUT, Method::DELETE] {
             assert_eq!(
                 required_scope(&method, "/api/v1/pins/a.service"),

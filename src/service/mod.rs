@@ -16,11 +16,14 @@
 //!   jobs (timers) with their last runs;
 //! - `notifications`: channels, the events they get (failures, restart loops,
 //!   unhealthy units, failed jobs, recoveries) and their delivery.
+//! - `overrides`: every unit's files as systemd reads them, and overrides (one drop-in
+//!   unitdeck owns) of the units it did not create, with revisions, put back the same way.
 
 mod access;
 pub mod health;
 pub mod logs;
 pub mod notifications;
+pub mod overrides;
 mod pins;
 mod ports;
 pub mod runs;
@@ -107,6 +110,9 @@ impl Services {
         };
         if let Err(e) = unit_files::reconcile_on_start(&services).await {
             tracing::error!(error = %e, "cannot check the unit files unitdeck created");
+        }
+        if let Err(e) = overrides::reconcile_on_start(&services).await {
+            tracing::error!(error = %e, "cannot check the drop-ins unitdeck wrote");
         }
         Ok(services)
     }

@@ -13,6 +13,9 @@
 //!   its `SuccessAction=`/`FailureAction=`/`JobTimeoutAction=`/`StartLimitAction=`, or
 //!   conflicts with a protected unit (its start would stop that one).
 //! - the `requires`/`wants` of a unit spec: judged like a start.
+//! - a change of a unit's configuration (an override): refused for a protected unit (any
+//!   of its names) and for one whose start would take the container down; a unit the
+//!   override would make stop (`Conflicts=`, `PropagatesStopTo=`) must not be protected.
 
 use std::collections::{HashMap, HashSet};
 
@@ -106,6 +109,45 @@ impl Systemd {
             )));
         }
         Ok(())
+    }
+
+    /// Why unitdeck must not change the configuration of `unit` (resolved from
+    /// `requested`): it is protected, or its start would take the container down. None: it
+    /// may.
+    pub async fn change_refusal(
+        &self,
+        requested: &str,
+        unit: &Resolved,
+    ) -> Result<Option<String>, SystemdError> {
+        let shown = shown_as(requested, &unit.id);
+        if let Some(name) = unit.names.iter().find(|n| self.is_protected(n)) {
+            let via = if *name == unit.id {
+                String::new()
+            } else {
+                format!(" (as {name})")
+            };
+            return Ok(Some(format!(
+                "{shown} is protected{via}: unitdeck will not change its configuration"
+            )));
+        }
+        Ok(self
+            .start_danger(&unit.id)
+            .await?
+            .map(|why| format!("{shown}: {why}; unitdeck will not change its configuration")))
+    }
+
+    /// The protected unit `name` stands for (by any of its names), or None: for units a
+    /// change would make stop.
+    pub async fn protected_identity(&self, name: &str) -> Result<Option<String>, SystemdError> {
+        match self.resolve(name).await {
+            Ok(unit) => Ok(unit
+                .names
+                .iter()
+                .any(|n| self.is_protected(n))
+                .then_some(unit.id)),
+            Err(SystemdError::NoSuchUnit(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Why starting the unit `name` (by any name) would take the container down or a

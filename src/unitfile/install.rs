@@ -16,8 +16,10 @@ use std::time::Duration;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::dropin::{DROP_IN_NAME, field_of_key};
 use super::render::is_managed;
 use super::spec::UnitSpec;
+use super::syntax::key_at_line;
 use crate::error::FieldError;
 
 /// How long `systemd-analyze` and `getent` may take.
@@ -169,33 +171,10 @@ fn unique_suffix() -> String {
 /// `systemd-analyze verify` on the files, written to a private temporary directory (no
 /// other side effect). `primary` is verified first.
 pub async fn verify(files: &BTreeMap<String, String>, primary: &str) -> VerifyReport {
-    let dir = match TempDir::new("unitdeck-verify") {
-        Ok(d) => d,
-        Err(e) => return unavailable(format!("cannot create a temporary directory: {e}")),
-    };
-    for (name, text) in files {
-        if let Err(e) = std::fs::write(dir.0.join(name), text) {
-            return unavailable(format!("cannot write {name} for verification: {e}"));
-        }
-    }
-    let mut names: Vec<&str> = vec![primary];
-    names.extend(files.keys().map(String::as_str).filter(|n| *n != primary));
-    let paths: Vec<String> = names
-        .iter()
-        .map(|n| dir.0.join(n).to_string_lossy().into_owned())
-        .collect();
-    let mut args = vec!["verify", "--man=no"];
-    args.extend(paths.iter().map(String::as_str));
-    match run_tool("systemd-analyze", &args).await {
-        Ok((success, text)) => {
-            let prefix = format!("{}/", dir.0.display());
-            let mut messages: Vec<String> = Vec::new();
-            for line in text.lines() {
-                let line = line.replace(&prefix, "").trim().to_string();
-                if !line.is_empty() && !messages.contains(&line) {
-                    messages.push(line);
-                }
-            }
+    let mut units: Vec<&str> = vec![primary];
+    units.extend(files.keys().map(String::as_str).filter(|n| *n != primary));
+    match analyze(files, &units).await {
+        Ok((success, messages)) => {
             let errors = hard_errors(&messages, files);
             VerifyReport {
                 ok: success && messages.is_empty(),
@@ -203,8 +182,83 @@ pub async fn verify(files: &BTreeMap<String, String>, primary: &str) -> VerifyRe
                 errors,
             }
         }
-        Err(e) => unavailable(format!("systemd-analyze verify could not run: {e}")),
+        Err(message) => unavailable(message),
     }
+}
+
+/// `systemd-analyze verify` of `unit` as systemd would load it with unitdeck's drop-in:
+/// `files` holds its fragment (named `unit`) and every drop-in that applies, ours
+/// included, as `unit.d/FILE` (their own file names: systemd's order). The private
+/// directory comes first in verify's search path, so these mask the installed copies.
+/// Every message about our drop-in is an error on the field its line comes from.
+pub async fn verify_override(unit: &str, files: &BTreeMap<String, String>) -> VerifyReport {
+    let ours = format!("{unit}.d/{DROP_IN_NAME}");
+    let text = files.get(&ours).map_or("", String::as_str);
+    match analyze(files, &[unit]).await {
+        Ok((success, messages)) => {
+            let mut errors: Vec<FieldError> = Vec::new();
+            for message in &messages {
+                let Some(rest) = message.strip_prefix(&ours) else {
+                    continue;
+                };
+                let line = rest
+                    .strip_prefix(':')
+                    .and_then(|r| r.split_once(':'))
+                    .and_then(|(n, _)| n.parse::<usize>().ok());
+                let field = match line.and_then(|n| key_at_line(text, n)) {
+                    Some(key) => field_of_key(&key),
+                    None => "override",
+                };
+                if !errors.iter().any(|e| e.field == field) {
+                    errors.push(FieldError::new(field, format!("systemd: {message}")));
+                }
+            }
+            VerifyReport {
+                ok: success && messages.is_empty(),
+                messages,
+                errors,
+            }
+        }
+        Err(message) => unavailable(message),
+    }
+}
+
+/// Writes `files` (paths relative to a private temporary directory; a drop-in directory
+/// is made) and runs `systemd-analyze verify` on `units` there: (success, its messages
+/// with the directory left out), or why it could not run.
+async fn analyze(
+    files: &BTreeMap<String, String>,
+    units: &[&str],
+) -> Result<(bool, Vec<String>), String> {
+    let dir = TempDir::new("unitdeck-verify")
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    for (name, text) in files {
+        let path = dir.0.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot write {name} for verification: {e}"))?;
+        }
+        std::fs::write(&path, text)
+            .map_err(|e| format!("cannot write {name} for verification: {e}"))?;
+    }
+    let paths: Vec<String> = units
+        .iter()
+        .map(|n| dir.0.join(n).to_string_lossy().into_owned())
+        .collect();
+    let mut args = vec!["verify", "--man=no"];
+    args.extend(paths.iter().map(String::as_str));
+    let (success, text) = run_tool("systemd-analyze", &args)
+        .await
+        .map_err(|e| format!("systemd-analyze verify could not run: {e}"))?;
+    let prefix = format!("{}/", dir.0.display());
+    let mut messages: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let line = line.replace(&prefix, "").trim().to_string();
+        if !line.is_empty() && !messages.contains(&line) {
+            messages.push(line);
+        }
+    }
+    Ok((success, messages))
 }
 
 fn unavailable(message: String) -> VerifyReport {
@@ -258,6 +312,10 @@ fn field_of_message(message: &str) -> &'static str {
         ("After", "after"),
         ("RestartSec", "restart_sec"),
         ("Restart", "restart"),
+        ("MemoryMax", "memory_max"),
+        ("memory limit", "memory_max"),
+        ("CPUQuota", "cpu_quota"),
+        ("CPU quota", "cpu_quota"),
     ];
     KEYS.iter()
         .find(|(key, _)| message.contains(key))
@@ -309,7 +367,8 @@ pub async fn preflight(spec: &UnitSpec) -> Vec<FieldError> {
     errors
 }
 
-fn check_program(program: &Path) -> Result<(), String> {
+/// The program of a command exists here and is executable.
+pub fn check_program(program: &Path) -> Result<(), String> {
     let shown = program.display();
     match std::fs::metadata(program) {
         Ok(m) if !m.is_file() => Err(format!("item 0 (the program) {shown} is not a file")),
@@ -579,6 +638,140 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+// --- a unit's sources ------------------------------------------------------------------
+
+/// Longest file shown or verified; more is cut (unit files are far shorter).
+pub const MAX_SOURCE_BYTES: usize = 1 << 20;
+
+/// Reads a file systemd names as a unit's source (its fragment or a drop-in), at most
+/// [`MAX_SOURCE_BYTES`], and whether more was cut. Only a regular file: anything else
+/// (a FIFO named `.conf` would block the read, `/dev/null` masks) is an error.
+pub fn read_source(path: &Path) -> io::Result<(String, bool)> {
+    use std::io::Read as _;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SOURCE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    let cut = bytes.len() > MAX_SOURCE_BYTES;
+    bytes.truncate(MAX_SOURCE_BYTES);
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), cut))
+}
+
+// --- unitdeck's drop-in ---------------------------------------------------------------
+
+/// The drop-in directory of `unit` in the unit directory: `unit_dir/UNIT.d`.
+pub fn drop_in_dir(unit_dir: &Path, unit: &str) -> PathBuf {
+    unit_dir.join(format!("{unit}.d"))
+}
+
+/// Where unitdeck's drop-in for `unit` lives: `unit_dir/UNIT.d/50-unitdeck.conf`.
+pub fn drop_in_path(unit_dir: &Path, unit: &str) -> PathBuf {
+    drop_in_dir(unit_dir, unit).join(DROP_IN_NAME)
+}
+
+/// What is at the drop-in's place now (a symlink or anything but a file is `Foreign`), or
+/// why nothing may be written there: a drop-in directory that is not a directory of its
+/// own (a symlink would lead the write elsewhere).
+pub fn drop_in_on_disk(unit_dir: &Path, unit: &str) -> io::Result<Result<OnDisk, String>> {
+    let dir = drop_in_dir(unit_dir, unit);
+    match std::fs::symlink_metadata(&dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Ok(OnDisk::Absent)),
+        Err(e) => Err(e),
+        Ok(m) if m.file_type().is_symlink() => Ok(Err(format!(
+            "{} is a symbolic link; unitdeck writes only into a directory of the unit's own",
+            dir.display()
+        ))),
+        Ok(m) if !m.is_dir() => Ok(Err(format!("{} is not a directory", dir.display()))),
+        Ok(_) => on_disk(&dir, DROP_IN_NAME).map(Ok),
+    }
+}
+
+/// Records that `unit`'s drop-in is about to change, in its directory (made, mode 0755,
+/// when missing): a crash before the change is committed is settled at the next start
+/// ([`interrupted_drop_ins`]).
+pub fn begin_drop_in_change(unit_dir: &Path, unit: &str) -> io::Result<ChangeIntent> {
+    let dir = drop_in_dir(unit_dir, unit);
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {
+            // The process umask (0077 under the shipped unit) would leave 0700.
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+            sync_dir(unit_dir)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    own_directory(&dir)?;
+    begin_change(&dir, DROP_IN_NAME, &[DROP_IN_NAME.to_string()])
+}
+
+/// Writes (`Some`) or removes (`None`) `unit`'s drop-in atomically (see
+/// [`install_files`]); nothing else in its directory is touched.
+pub fn install_drop_in(unit_dir: &Path, unit: &str, text: Option<&str>) -> io::Result<Installed> {
+    let dir = drop_in_dir(unit_dir, unit);
+    // Checked again right before the write: the directory may have changed since.
+    own_directory(&dir)?;
+    match text {
+        Some(text) => install_files(
+            &dir,
+            &BTreeMap::from([(DROP_IN_NAME.to_string(), text.to_string())]),
+            &[],
+        ),
+        None => install_files(&dir, &BTreeMap::new(), &[DROP_IN_NAME.to_string()]),
+    }
+}
+
+/// Removes `unit`'s drop-in directory if nothing is left in it.
+pub fn remove_empty_drop_in_dir(unit_dir: &Path, unit: &str) -> io::Result<()> {
+    let dir = drop_in_dir(unit_dir, unit);
+    if std::fs::read_dir(&dir)?.next().is_some() {
+        return Ok(());
+    }
+    std::fs::remove_dir(&dir)?;
+    sync_dir(unit_dir)
+}
+
+fn own_directory(dir: &Path) -> io::Result<()> {
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.is_dir() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "{} is not a directory of its own",
+            dir.display()
+        )))
+    }
+}
+
+/// The drop-in changes a crash interrupted: `(unit, change)` for every `UNIT.d/` directory
+/// of `unit_dir` whose intent is still there. Temporary files a crash left in them go.
+pub fn interrupted_drop_ins(unit_dir: &Path) -> io::Result<Vec<(String, Interrupted)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(unit_dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(unit) = name.strip_suffix(".d") else {
+            continue;
+        };
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        remove_stale_temps(&entry.path())?;
+        for change in interrupted_changes(&entry.path())? {
+            if change.base == DROP_IN_NAME {
+                found.push((unit.to_string(), change));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
 // --- crash recovery ----------------------------------------------------------------------
 
 /// Suffix of the file that marks a change in progress (`.NAME.unitdeck-change`).
@@ -739,14 +932,20 @@ mod tests {
         assert!(parse_calendar_output("    Next elapse: never\n").is_empty());
     }
 
-    #[tokio::test]
-    async fn calendar_rejects_nonsense_and_lists_runs() {
-        if std::process::Command::new("systemd-analyze")
+    fn no_systemd_analyze() -> bool {
+        let missing = std::process::Command::new("systemd-analyze")
             .arg("--version")
             .output()
-            .is_err()
-        {
+            .is_err();
+        if missing {
             eprintln!("skipping: no systemd-analyze");
+        }
+        missing
+    }
+
+    #[tokio::test]
+    async fn calendar_rejects_nonsense_and_lists_runs() {
+        if no_systemd_analyze() {
             return;
         }
         assert_eq!(next_runs("daily").await.unwrap().len(), NEXT_RUNS);
@@ -754,6 +953,36 @@ mod tests {
         assert!(next_runs("2001-01-01").await.unwrap_err().contains("never"));
         // An option-looking schedule is an argument, not an option.
         assert!(next_runs("--help").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_override_is_verified_with_the_other_drop_ins_applied() {
+        if no_systemd_analyze() {
+            return;
+        }
+        let files = BTreeMap::from([
+            (
+                "probe.service".to_string(),
+                "[Service]\nExecStart=/bin/true\n".to_string(),
+            ),
+            (
+                "probe.service.d/10-other.conf".to_string(),
+                "[Service]\nBogusOther=1\n".to_string(),
+            ),
+            (
+                format!("probe.service.d/{DROP_IN_NAME}"),
+                "# ours\n[Service]\nNice=1\nMemoryMax=12Q\nLimitNOFILE=x\n".to_string(),
+            ),
+        ]);
+        let report = verify_override("probe.service", &files).await;
+        assert!(!report.ok);
+        // The other tool's mistake is shown, not held against the override.
+        assert!(
+            report.messages.iter().any(|m| m.contains("BogusOther")),
+            "{report:?}"
+        );
+        let fields: Vec<&str> = report.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["memory_max", "raw"], "{report:?}");
     }
 
     #[test]
@@ -872,6 +1101,69 @@ mod tests {
         std::os::unix::fs::symlink(dir.0.join("ours.service"), dir.0.join("alias.service"))
             .unwrap();
         assert_eq!(on_disk(&dir.0, "alias.service").unwrap(), OnDisk::Foreign);
+    }
+
+    #[test]
+    fn the_drop_in_is_written_only_into_a_directory_of_the_units_own() {
+        let dir = temp_unit_dir();
+        let unit = "app.service";
+        assert_eq!(drop_in_on_disk(&dir.0, unit).unwrap(), Ok(OnDisk::Absent));
+        // Another tool's drop-in stays as it is through a write, a rewrite and a removal.
+        std::fs::create_dir(dir.0.join("app.service.d")).unwrap();
+        std::fs::write(
+            dir.0.join("app.service.d/10-other.conf"),
+            "[Service]\nNice=1\n",
+        )
+        .unwrap();
+        let ours = format!(
+            "{}\n[Service]\nNice=2\n",
+            super::super::render::MANAGED_HEADER
+        );
+        let intent = begin_drop_in_change(&dir.0, unit).unwrap();
+        drop(install_drop_in(&dir.0, unit, Some(&ours)).unwrap());
+        assert_eq!(interrupted_drop_ins(&dir.0).unwrap().len(), 1);
+        intent.finish().unwrap();
+        assert!(interrupted_drop_ins(&dir.0).unwrap().is_empty());
+        assert_eq!(
+            drop_in_on_disk(&dir.0, unit).unwrap(),
+            Ok(OnDisk::Ours(ours.clone()))
+        );
+        let installed = install_drop_in(&dir.0, unit, None).unwrap();
+        assert_eq!(drop_in_on_disk(&dir.0, unit).unwrap(), Ok(OnDisk::Absent));
+        installed.rollback().unwrap();
+        assert_eq!(
+            drop_in_on_disk(&dir.0, unit).unwrap(),
+            Ok(OnDisk::Ours(ours.clone()))
+        );
+        drop(install_drop_in(&dir.0, unit, None).unwrap());
+        remove_empty_drop_in_dir(&dir.0, unit).unwrap();
+        assert_eq!(
+            listing_names(&dir.0.join("app.service.d")),
+            ["10-other.conf"]
+        );
+        // A new directory is made for a unit without one, mode 0755.
+        let intent = begin_drop_in_change(&dir.0, "new.service").unwrap();
+        let mode = std::fs::metadata(dir.0.join("new.service.d"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
+        intent.finish().unwrap();
+        remove_empty_drop_in_dir(&dir.0, "new.service").unwrap();
+        assert!(!dir.0.join("new.service.d").exists());
+        // A symlinked directory or a foreign file: nothing is written.
+        let elsewhere = temp_unit_dir();
+        std::os::unix::fs::symlink(&elsewhere.0, dir.0.join("evil.service.d")).unwrap();
+        assert!(drop_in_on_disk(&dir.0, "evil.service").unwrap().is_err());
+        assert!(begin_drop_in_change(&dir.0, "evil.service").is_err());
+        assert!(install_drop_in(&dir.0, "evil.service", Some(&ours)).is_err());
+        assert!(listing_names(&elsewhere.0).is_empty());
+        std::fs::write(
+            dir.0.join("app.service.d").join(DROP_IN_NAME),
+            "[Service]\n",
+        )
+        .unwrap();
+        assert_eq!(drop_in_on_disk(&dir.0, unit).unwrap(), Ok(OnDisk::Foreign));
     }
 
     #[tokio::test]

@@ -1,7 +1,10 @@
 //! Unit files as text, without a running systemd or a database: the spec a client sends
 //! ([`spec`]), its rules ([`validate`]: one error per bad field), its rendering
 //! ([`render`]: `NAME.service` and `NAME.timer`, quoted and `%`-escaped), argv quoting
-//! ([`shell`]), diffs between revisions ([`diff`]), and the file system side
+//! ([`shell`]), diffs between revisions ([`diff`]); overrides of units unitdeck did not
+//! create ([`dropin`]: the one drop-in it owns), any unit file read as systemd reads it
+//! ([`syntax`]: effective settings, secrets hidden) and systemd's own list of directives
+//! ([`directives`]); and the file system side
 //! ([`install`]: `systemd-analyze verify` and `calendar` in a private directory, atomic
 //! writes with the change's intent recorded first, drop-ins that would apply), and a
 //! timer's schedule as its files write it ([`timers`]). The
@@ -15,11 +18,14 @@
 //! dependency, and systemd reports the failed dependency when it starts.
 
 pub mod diff;
+pub mod directives;
+pub mod dropin;
 pub mod install;
 pub mod names;
 pub mod render;
 pub mod shell;
 pub mod spec;
+pub mod syntax;
 pub mod timers;
 pub mod validate;
 

@@ -51,6 +51,8 @@ pub const KEYS: &[&str] = &[
     "Environment",
     "Restart",
     "RestartSec",
+    "MemoryMax",
+    "CPUQuota",
     "WantedBy",
     "OnCalendar",
     "Persistent",
@@ -131,6 +133,13 @@ pub fn render_service(spec: &UnitSpec) -> String {
         "RestartSec",
         &spec.restart_sec_value().to_string(),
     );
+    // Validated numbers, sizes and percentages: systemd resolves no specifiers in these.
+    if let Some(limit) = &spec.memory_max {
+        line(&mut out, "MemoryMax", limit);
+    }
+    if let Some(quota) = &spec.cpu_quota {
+        line(&mut out, "CPUQuota", quota);
+    }
 
     if spec.kind == UnitKind::Service {
         out.push_str("\n[Install]\n");
@@ -210,27 +219,6 @@ pub fn quote_exec_word(word: &str) -> String {
 /// secrets (API keys, database passwords).
 pub const REDACTED: &str = "***";
 
-/// `text` with the value of every `Environment="KEY=value"` line replaced by [`REDACTED`]
-/// (keys stay: they tell what is configured).
-pub fn redact_environment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let key = line
-            .strip_prefix("Environment=\"")
-            .and_then(|rest| rest.split_once('=').map(|(key, _)| key));
-        match key {
-            Some(key) => {
-                out.push_str(&format!("Environment={}", environment_value(key, REDACTED)));
-                if line.ends_with('\n') {
-                    out.push('\n');
-                }
-            }
-            None => out.push_str(line),
-        }
-    }
-    out
-}
-
 /// The value of one `Environment=` line: `"KEY=value"`, C-escaped and `%`-escaped.
 pub fn environment_value(key: &str, value: &str) -> String {
     double_quote(&format!("{key}={value}"))
@@ -295,6 +283,7 @@ User=dev
 Environment="NODE_ENV=development"
 Restart=on-failure
 RestartSec=2
+MemoryMax=512M
 
 [Install]
 WantedBy=multi-user.target
@@ -315,6 +304,7 @@ WantedBy=multi-user.target
             after: vec![],
             restart: None,
             restart_sec: None,
+            memory_max: None,
             port: None,
             health: None,
             ..service()
@@ -457,6 +447,7 @@ Environment="C="
 Environment="D=x=y"
 Restart=always
 RestartSec=0
+MemoryMax=512M
 
 [Install]
 WantedBy=multi-user.target
@@ -710,6 +701,8 @@ WantedBy=multi-user.target
             + opt(spec.group.is_some())
             + spec.environment.len()
             + 2 // Restart, RestartSec
+            + opt(spec.memory_max.is_some())
+            + opt(spec.cpu_quota.is_some())
             + if spec.kind == UnitKind::Service { 3 } else { 0 };
         let mut out = BTreeMap::from([(spec.unit_name(), service)]);
         if let Some(timer) = spec.timer_name() {
@@ -779,6 +772,15 @@ WantedBy=multi-user.target
             || opt_value("Group")? != spec.group
         {
             return Err("WorkingDirectory/User/Group differs".into());
+        }
+        // Written without specifier escaping: systemd resolves none in these.
+        let raw = |key: &str| {
+            values(&service, "[Service]", key)
+                .first()
+                .map(|v| v.to_string())
+        };
+        if raw("MemoryMax") != spec.memory_max || raw("CPUQuota") != spec.cpu_quota {
+            return Err("MemoryMax/CPUQuota differs".into());
         }
         let env: BTreeMap<String, String> = values(&service, "[Service]", "Environment")
             .iter()
@@ -1186,6 +1188,20 @@ WantedBy=multi-user.target
                 _ => Some(RestartPolicy::Always),
             },
             restart_sec: rng.chance(50).then(|| rng.below(4000) as i64),
+            memory_max: rng.chance(20).then(|| {
+                if rng.chance(80) {
+                    rng.pick(&["512M", "1.5G", "50%", "infinity"]).into()
+                } else {
+                    hostile(rng, 4)
+                }
+            }),
+            cpu_quota: rng.chance(20).then(|| {
+                if rng.chance(80) {
+                    rng.pick(&["50%", "200%", "0.5%"]).into()
+                } else {
+                    hostile(rng, 4)
+                }
+            }),
             port: (kind == UnitKind::Service && rng.chance(50)).then(|| rng.below(70000) as i64),
             health,
             schedule: (kind == UnitKind::Job).then(|| {
@@ -1329,6 +1345,8 @@ WantedBy=multi-user.target
                 wants: vec!["basic.target".into()],
                 restart: Some(RestartPolicy::Always),
                 restart_sec: Some(0),
+                memory_max: Some("50%".into()),
+                cpu_quota: Some("150%".into()),
                 health: Some(HealthSpec {
                     http: Some("http://[::1]:8036/h%20?a='1'#x".into()),
                     tcp: None,

@@ -247,7 +247,8 @@ impl HealthSpec {
     "working_directory": "/home/dev/repos/shop", "user": "dev", "group": null,
     "environment": {"NODE_ENV": "development"},
     "after": ["network.target"], "requires": [], "wants": [],
-    "restart": "on-failure", "restart_sec": 2, "port": 8036,
+    "restart": "on-failure", "restart_sec": 2, "memory_max": "512M", "cpu_quota": null,
+    "port": 8036,
     "health": {"http": "http://127.0.0.1:8036/health", "interval_s": 10, "failures": 3,
                "restart": true},
     "schedule": null, "enable": true, "start": true}))]
@@ -296,6 +297,18 @@ pub struct UnitSpec {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 3600, default = 2)]
     pub restart_sec: Option<i64>,
+    /// `MemoryMax=`: the most memory the unit may use; beyond it the kernel ends the
+    /// process (and `restart` decides whether systemd starts it again). Bytes with an
+    /// optional K, M, G, T, P or E suffix (`512M`), a percentage of the machine's memory
+    /// (`50%`), or `infinity`; null for no limit.
+    #[serde(default)]
+    #[schema(example = "512M", max_length = 32)]
+    pub memory_max: Option<String>,
+    /// `CPUQuota=`: CPU time as a percentage of one CPU (`50%`; `200%` is two CPUs), or
+    /// null for no limit.
+    #[serde(default)]
+    #[schema(example = "50%", max_length = 32)]
+    pub cpu_quota: Option<String>,
     /// TCP port the service should listen on (1-65535), or null. Not for jobs.
     #[serde(default)]
     #[schema(minimum = 1, maximum = 65535)]
@@ -424,6 +437,8 @@ pub(crate) mod examples {
             wants: vec![],
             restart: Some(RestartPolicy::OnFailure),
             restart_sec: Some(2),
+            memory_max: Some("512M".into()),
+            cpu_quota: None,
             port: Some(8036),
             health: Some(health_http("http://127.0.0.1:8036/health")),
             schedule: None,
@@ -447,6 +462,8 @@ pub(crate) mod examples {
             wants: vec![],
             restart: None,
             restart_sec: None,
+            memory_max: None,
+            cpu_quota: None,
             port: None,
             health: None,
             schedule: Some("*-*-* 03:00:00".into()),
@@ -485,7 +502,8 @@ mod tests {
             "user": "dev", "group": null,
             "environment": {"NODE_ENV": "development"},
             "after": ["network.target"], "requires": [], "wants": [],
-            "restart": "on-failure", "restart_sec": 2, "port": 8036,
+            "restart": "on-failure", "restart_sec": 2, "memory_max": "512M",
+            "cpu_quota": null, "port": 8036,
             "health": {"http": "http://127.0.0.1:8036/health", "interval_s": 10,
                        "failures": 3, "restart": true},
             "schedule": "*-*-* 03:00:00",

@@ -99,6 +99,12 @@ pub fn validate(spec: &UnitSpec) -> Result<(), Vec<FieldError>> {
     if let Some(secs) = spec.restart_sec {
         check("restart_sec", in_range(secs, 0, 3600, "seconds"));
     }
+    if let Some(limit) = &spec.memory_max {
+        check("memory_max", check_memory_max(limit));
+    }
+    if let Some(quota) = &spec.cpu_quota {
+        check("cpu_quota", check_cpu_quota(quota));
+    }
     if let Some(port) = spec.port {
         let result = match spec.kind {
             UnitKind::Job => Err("a job does not listen on a port; leave it null".to_string()),
@@ -198,7 +204,9 @@ fn check_unquoted_text(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_exec_start(argv: &[String]) -> Result<(), String> {
+/// An argv for `ExecStart=`: an absolute, normalised program without quotes, then
+/// arguments without control characters (they are quoted on output).
+pub fn check_exec_start(argv: &[String]) -> Result<(), String> {
     let Some(program) = argv.first() else {
         return Err("must hold at least the program to run".into());
     };
@@ -312,38 +320,45 @@ fn check_environment(spec: &UnitSpec) -> Result<(), String> {
         return Err(format!("must have at most {MAX_ENV_VARS} variables"));
     }
     for (key, value) in &spec.environment {
-        if key.is_empty() {
-            return Err("variable names must not be empty".into());
-        }
-        if key.len() > MAX_ENV_NAME_BYTES {
-            return Err(format!(
-                "variable name {} is longer than {MAX_ENV_NAME_BYTES} bytes",
-                show(key)
-            ));
-        }
-        let mut chars = key.chars();
-        let first_ok = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-        if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "variable name {} must match [A-Za-z_][A-Za-z0-9_]*",
-                show(key)
-            ));
-        }
-        if value.len() > MAX_ARG_BYTES {
-            return Err(format!(
-                "the value of {key} is longer than {MAX_ARG_BYTES} bytes"
-            ));
-        }
-        if let Err(e) = no_control(value) {
-            return Err(format!("the value of {key} {e}"));
-        }
+        check_variable(key, Some(value))?;
     }
     Ok(())
 }
 
-fn check_dependencies(names: &[String]) -> Result<(), String> {
+/// One environment variable: its name, and its value when it is set (None: unset).
+pub fn check_variable(key: &str, value: Option<&str>) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("variable names must not be empty".into());
+    }
+    if key.len() > MAX_ENV_NAME_BYTES {
+        return Err(format!(
+            "variable name {} is longer than {MAX_ENV_NAME_BYTES} bytes",
+            show(key)
+        ));
+    }
+    let mut chars = key.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!(
+            "variable name {} must match [A-Za-z_][A-Za-z0-9_]*",
+            show(key)
+        ));
+    }
+    let Some(value) = value else {
+        return Ok(());
+    };
+    if value.len() > MAX_ARG_BYTES {
+        return Err(format!(
+            "the value of {key} is longer than {MAX_ARG_BYTES} bytes"
+        ));
+    }
+    no_control(value).map_err(|e| format!("the value of {key} {e}"))
+}
+
+/// Full unit names for a dependency list (`After=`, ...): systemd's alphabet, no template.
+pub fn check_dependencies(names: &[String]) -> Result<(), String> {
     if names.len() > MAX_DEPENDENCIES {
         return Err(format!("must have at most {MAX_DEPENDENCIES} units"));
     }
@@ -363,7 +378,7 @@ fn check_dependencies(names: &[String]) -> Result<(), String> {
 
 /// Units started along with this one: none that shuts the container down (starting a
 /// unit that wants `poweroff.target` powers it off; unitdeck refuses to start those).
-fn check_pulled_in(names: &[String]) -> Result<(), String> {
+pub fn check_pulled_in(names: &[String]) -> Result<(), String> {
     check_dependencies(names)?;
     match names.iter().position(|n| takes_the_system_down(n)) {
         Some(i) => Err(format!(
@@ -456,6 +471,67 @@ fn check_schedule(spec: &UnitSpec) -> Result<(), String> {
     }
 }
 
+/// Longest `MemoryMax=` or `CPUQuota=` value.
+pub const MAX_LIMIT_CHARS: usize = 32;
+
+/// `MemoryMax=`: `infinity`, a size (`512M`, `1.5G`, `1048576`) or a percentage of the
+/// machine's memory (`50%`). systemd reads it without specifiers, so the `%` is literal.
+pub fn check_memory_max(value: &str) -> Result<(), String> {
+    const HINT: &str = "e.g. 512M, 2G, 50% or infinity";
+    if value.len() > MAX_LIMIT_CHARS {
+        return Err(format!(
+            "must be at most {MAX_LIMIT_CHARS} characters ({HINT})"
+        ));
+    }
+    if value == "infinity" {
+        return Ok(());
+    }
+    let (number, unit) = match value.strip_suffix('%') {
+        Some(n) => (n, "%"),
+        None => match value.strip_suffix(['K', 'M', 'G', 'T', 'P', 'E']) {
+            Some(n) => (n, "suffix"),
+            None => (value, ""),
+        },
+    };
+    match decimal(number) {
+        Some(n) if n > 0.0 && (unit != "%" || n <= 100.0) => Ok(()),
+        Some(_) if unit == "%" => Err(format!(
+            "a percentage must be above 0 and at most 100% ({HINT})"
+        )),
+        Some(_) => Err(format!(
+            "must be more than 0: a limit of 0 ends the service at once ({HINT})"
+        )),
+        None => Err(format!("{} is not a memory size ({HINT})", show(value))),
+    }
+}
+
+/// `CPUQuota=`: a percentage of one CPU above 0 (`50%`, `200%`). Literal `%`, as above.
+pub fn check_cpu_quota(value: &str) -> Result<(), String> {
+    const HINT: &str = "e.g. 50% or 200% for two CPUs";
+    if value.len() > MAX_LIMIT_CHARS {
+        return Err(format!(
+            "must be at most {MAX_LIMIT_CHARS} characters ({HINT})"
+        ));
+    }
+    match value.strip_suffix('%').and_then(decimal) {
+        Some(n) if n > 0.0 => Ok(()),
+        Some(_) => Err(format!("must be above 0% ({HINT})")),
+        None => Err(format!("{} is not a percentage ({HINT})", show(value))),
+    }
+}
+
+/// `123` or `1.5`: up to 12 digits, then up to 3 decimals.
+fn decimal(text: &str) -> Option<f64> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str, max: usize| s.len() <= max && s.bytes().all(|b| b.is_ascii_digit());
+    let ok = !whole.is_empty()
+        && digits(whole, 12)
+        && digits(fraction, 3)
+        // "5." has a point but no decimals.
+        && fraction.is_empty() != text.contains('.');
+    ok.then(|| text.parse().ok()).flatten()
+}
+
 fn in_range(value: i64, min: i64, max: i64, what: &str) -> Result<(), String> {
     if (min..=max).contains(&value) {
         Ok(())
@@ -464,7 +540,7 @@ fn in_range(value: i64, min: i64, max: i64, what: &str) -> Result<(), String> {
     }
 }
 
-fn no_control(text: &str) -> Result<(), String> {
+pub fn no_control(text: &str) -> Result<(), String> {
     match text.chars().find(|c| c.is_control()) {
         Some(c) => Err(format!(
             "must not contain control characters (found {})",
@@ -475,7 +551,7 @@ fn no_control(text: &str) -> Result<(), String> {
 }
 
 /// A value for a message: quoted, escaped, at most 40 characters.
-fn show(value: &str) -> String {
+pub fn show(value: &str) -> String {
     const MAX: usize = 40;
     if value.chars().count() <= MAX {
         format!("{value:?}")
@@ -869,6 +945,58 @@ mod tests {
     }
 
     #[test]
+    fn resource_limit_rules() {
+        for bad in [
+            "",
+            "0",
+            "0K",
+            "-1M",
+            "512Q",
+            "512m",
+            "1.5.G",
+            ".5G",
+            "5.G",
+            "1.2345G",
+            "101%",
+            "0%",
+            "50%%",
+            "%",
+            "M",
+            "512 M",
+            " 512M",
+            "infinity ",
+            "Infinity",
+            "1e9",
+            "9999999999999",
+            "512M\nCPUQuota=1%",
+            "%n",
+        ] {
+            assert_only(&with(|s| s.memory_max = Some(bad.into())), "memory_max");
+        }
+        for good in [
+            "512M", "1.5G", "1048576", "50%", "0.5%", "infinity", "2T", "100%",
+        ] {
+            assert_eq!(
+                validate(&with(|s| s.memory_max = Some(good.into()))),
+                Ok(()),
+                "{good}"
+            );
+        }
+        for bad in [
+            "", "50", "0%", "-5%", "50%%", "%", "5 %", "x%", "1e2%", "%n", "50%\n",
+        ] {
+            assert_only(&with(|s| s.cpu_quota = Some(bad.into())), "cpu_quota");
+        }
+        for good in ["50%", "200%", "0.5%", "1000%"] {
+            assert_eq!(
+                validate(&with(|s| s.cpu_quota = Some(good.into()))),
+                Ok(()),
+                "{good}"
+            );
+        }
+    }
+
+    #[test]
     fn port_rules() {
         for bad in [0, -1, 65536, 70000, i64::MAX, i64::MIN] {
             let err = validate(&with(|s| s.port = Some(bad))).unwrap_err();
@@ -1012,6 +1140,8 @@ mod tests {
             s.requires = vec!["x".into()];
             s.wants = vec!["x".into()];
             s.restart_sec = Some(-1);
+            s.memory_max = Some("lots".into());
+            s.cpu_quota = Some("50".into());
             s.port = Some(0);
             s.health = Some(HealthSpec {
                 http: Some("x".into()),
@@ -1037,6 +1167,8 @@ mod tests {
                 "requires",
                 "wants",
                 "restart_sec",
+                "memory_max",
+                "cpu_quota",
                 "port",
                 "health.http",
                 "health.interval_s",

@@ -34,6 +34,22 @@ pub fn router() -> Router<AppState> {
         )
         .route("/units/{name}/rollback", post(unit_form::rollback))
         .route("/units/{name}/delete", post(unit_form::delete))
+        .route(
+            "/units/{name}/override",
+            get(unit_form::override_page).post(unit_form::override_submit),
+        )
+        .route(
+            "/units/{name}/override/preview",
+            post(unit_form::override_preview),
+        )
+        .route(
+            "/units/{name}/override/remove",
+            post(unit_form::override_remove),
+        )
+        .route(
+            "/units/{name}/override/rollback",
+            post(unit_form::override_rollback),
+        )
         .route("/ui/unit-form/preview", post(unit_form::preview_fragment))
         .route("/ui/units", get(pages::unit_rows))
         .route("/ui/units/{name}/row", get(pages::unit_row))

@@ -16,12 +16,13 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::asset_url;
 use super::view::{UnitView, dom_id, rows};
-use crate::auth::Principal;
+use crate::auth::{Principal, Scope};
 use crate::error::AppError;
 use crate::http::base::redirect;
 use crate::http::extract::{ClientIp, session_cookie};
 use crate::http::problem::{PageError, status_of};
 use crate::http::sse::{KEEP_ALIVE, async_stream};
+use crate::service::overrides::{SourceKind, UnitSource};
 use crate::service::{LogQuery, SESSION_TTL, unit_action_named, unit_filter};
 use crate::state::AppState;
 use crate::systemd::{UnitDetail, UnitEvent, UnitSummary};
@@ -370,6 +371,8 @@ struct UnitPage {
     notice: Option<String>,
     /// The run whose logs are shown (`?invocation=`), else all of them.
     run: Option<String>,
+    /// What systemd reads for it, in its order.
+    sources: Vec<SourceView>,
 }
 
 /// Lines of a run that has ended, on the unit page.
@@ -380,8 +383,38 @@ pub struct UnitPageQuery {
     invocation: Option<String>,
 }
 
+/// One file of a unit as its page shows it.
+struct SourceView {
+    path: String,
+    fragment: bool,
+    text: String,
+    managed: bool,
+    /// The settings it assigns, as `Key=`, comma-separated.
+    changes: String,
+    note: Option<String>,
+}
+
+impl SourceView {
+    fn of(source: UnitSource) -> Self {
+        let keys: Vec<String> = source
+            .changes
+            .iter()
+            .map(|k| format!("{}=", k.rsplit('.').next().unwrap_or(k)))
+            .collect();
+        Self {
+            path: source.path,
+            fragment: source.kind == SourceKind::Fragment,
+            text: source.text,
+            managed: source.managed,
+            changes: keys.join(", "),
+            note: source.note,
+        }
+    }
+}
+
 pub async fn unit_page(
     State(state): State<AppState>,
+    principal: Principal,
     Path(name): Path<String>,
     Query(q): Query<UnitPageQuery>,
     headers: HeaderMap,
@@ -396,6 +429,21 @@ pub async fn unit_page(
         ..Default::default()
     };
     state.services.log_filter(&[&d.summary.name], &logs).await?;
+    // Environment values are an admin's to see.
+    let sources = state
+        .services
+        .unit_sources(&d.summary.name)
+        .await?
+        .into_iter()
+        .map(|s| {
+            if principal.scope >= Scope::Admin {
+                s
+            } else {
+                s.redacted()
+            }
+        })
+        .map(SourceView::of)
+        .collect();
     let link = |names: &[String]| {
         names
             .iter()
@@ -431,8 +479,7 @@ pub async fn unit_page(
     let resources = resources(&state, &d.summary)
         .render()
         .map_err(|e| PageError::from(AppError::internal(e)))?;
-    let notice = state.notices.take(&headers);
-    let page = UnitPage {
+    let page = |notice| UnitPage {
         chrome: Chrome::new("services"),
         resources,
         u: UnitView::of(&state.services, &d.summary),
@@ -445,13 +492,27 @@ pub async fn unit_page(
         relations,
         run: logs.invocation,
         d,
-        notice: notice.as_ref().map(|(text, _)| text.clone()),
+        notice,
+        sources,
     };
-    let mut response = page.into_response();
+    Ok(with_notice(&state, &headers, |notice| {
+        page(notice).into_response()
+    }))
+}
+
+/// A page with the notice the request points at: `page` gets its text, the answer clears
+/// its cookie (a notice is shown once).
+pub(crate) fn with_notice(
+    state: &AppState,
+    request: &HeaderMap,
+    page: impl FnOnce(Option<String>) -> Response,
+) -> Response {
+    let notice = state.notices.take(request);
+    let mut response = page(notice.as_ref().map(|(text, _)| text.clone()));
     if let Some((_, clear)) = notice {
         response.headers_mut().append(header::SET_COOKIE, clear);
     }
-    Ok(response)
+    response
 }
 
 /// One unit's row, for the unit page's resync.

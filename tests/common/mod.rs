@@ -9,11 +9,12 @@
 
 pub mod browser;
 pub mod memory;
-pub mod receiver;
 pub mod proxy;
+pub mod receiver;
 pub mod sse;
 
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -255,6 +256,60 @@ impl Sandbox {
         let host = self.root().join(path.trim_start_matches('/'));
         std::fs::create_dir_all(host.parent().unwrap()).unwrap();
         std::fs::write(&host, contents).unwrap();
+    }
+
+    /// Every entry under the container's unit directory (/etc/systemd/system): path →
+    /// kind, mode and contents (files), target (symlinks), or mode (directories).
+    pub fn unit_dir_snapshot(&self) -> BTreeMap<String, Vec<u8>> {
+        fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+            let mut entries: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap())
+                .collect();
+            entries.sort_by_key(|e| e.file_name());
+            for e in entries {
+                let path = e.path();
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                let meta = std::fs::symlink_metadata(&path).unwrap();
+                let mode = {
+                    use std::os::unix::fs::PermissionsExt;
+                    meta.permissions().mode()
+                };
+                if meta.file_type().is_symlink() {
+                    let target = std::fs::read_link(&path).unwrap();
+                    out.insert(
+                        rel,
+                        format!("link {mode:o} -> {}", target.display()).into_bytes(),
+                    );
+                } else if meta.is_dir() {
+                    out.insert(rel, format!("dir {mode:o}").into_bytes());
+                    walk(root, &path, out);
+                } else {
+                    let mut bytes = format!("file {mode:o}\n").into_bytes();
+                    bytes.extend(std::fs::read(&path).unwrap());
+                    out.insert(rel, bytes);
+                }
+            }
+        }
+        let root = self.root().join("etc/systemd/system");
+        let mut out = BTreeMap::new();
+        walk(&root, &root, &mut out);
+        out
+    }
+
+    /// The environment of the unit's running main process.
+    pub fn process_environment(&self, unit: &str) -> Vec<String> {
+        let pid = self.show(unit, "MainPID");
+        let raw = std::fs::read(format!("/proc/{}/root/proc/{pid}/environ", self.pid))
+            .unwrap_or_else(|_| self.sh(&format!("cat /proc/{pid}/environ")).into_bytes());
+        raw.split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect()
     }
 
     /// Installs a unit file and reloads systemd.
@@ -515,6 +570,14 @@ impl Api {
 
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
         self.request(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn put_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.request(reqwest::Method::PUT, path)
             .json(body)
             .send()
             .await

@@ -13,6 +13,9 @@ rewritten into the same request for something that does not exist, whose answer 
   restart of dbus.service cuts unitdeck off systemd for a moment (503s that say nothing
   about unitdeck). The units the test installs for the fuzzer (fuzz-*.service) and the
   ones the fuzzer creates through POST /api/v1/unit-files go through;
+- a change of the override of one of the container's own units (PUT, DELETE, rollback):
+  a memory limit or a new command on a system service is not what is under test. The
+  protected ones go through (unitdeck refuses them: 409), so do previews;
 - revoking the fuzzer's own token: every later request would be a 401;
 - a notification channel's URL: its host and port become 127.0.0.1:9 (nothing listens
   there), so that neither a test message nor a notification leaves the machine.
@@ -41,6 +44,12 @@ UNIT_DIRS = ("/usr/lib/systemd/system", "/lib/systemd/system")
 # Valid names that name nothing.
 SPARED_UNIT = "fuzz-spared-system-unit.service"
 SPARED_TOKEN = 2**62
+
+# Routes that change a unit's override, by method.
+OVERRIDE_CHANGES = {
+    "/api/v1/units/{name}/override": ("PUT", "DELETE"),
+    "/api/v1/units/{name}/override/rollback": ("POST",),
+}
 
 # A unit action with these is refused with 409 before systemd is asked.
 REFUSED_ON_PROTECTED = ("stop", "disable")
@@ -98,6 +107,10 @@ def before_call(context, case, kwargs):
             action in REFUSED_ON_DOWN and unquote(name) in DOWN_NAMES
         )
         if not (refused or action == "reset-failed"):
+            params["name"] = SPARED_UNIT
+    elif path in OVERRIDE_CHANGES and method in OVERRIDE_CHANGES[path]:
+        name = params.get("name")
+        if isinstance(name, str) and is_system_unit(name) and not SYSTEM_UNITS.get(unquote(name), False):
             params["name"] = SPARED_UNIT
     elif method == "DELETE" and path == "/api/v1/tokens/{id}":
         if as_int(params.get("id")) == OWN_TOKEN:

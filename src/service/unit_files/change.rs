@@ -325,7 +325,7 @@ impl Services {
             .await)
     }
 
-    pub(super) async fn reload(&self) -> AppResult<()> {
+    pub(in crate::service) async fn reload(&self) -> AppResult<()> {
         Ok(self.systemd.daemon_reload().await?)
     }
 
@@ -354,7 +354,7 @@ impl Services {
     }
 
     /// Puts the files back after a failure, reloads, audits the failure; returns `err`.
-    async fn undo(
+    pub(in crate::service) async fn undo(
         &self,
         principal: &Principal,
         action: &str,
@@ -521,7 +521,7 @@ impl Services {
     }
 
     /// Audits a refused change and returns the error.
-    async fn refuse(
+    pub(in crate::service) async fn refuse(
         &self,
         principal: &Principal,
         action: &str,

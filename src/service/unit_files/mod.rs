@@ -25,7 +25,9 @@ mod checks;
 mod restore;
 mod state;
 
+pub(in crate::service) use restore::{ACTOR, left_alone};
 pub use restore::{FileState, reconcile_on_start};
+pub(in crate::service) use state::is_running;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -42,8 +44,8 @@ use crate::systemd::names::is_valid_unit_name;
 use crate::systemd::{JobInfo, UnitSummary};
 use crate::unitfile::base_name;
 use crate::unitfile::install::VerifyReport;
-use crate::unitfile::render::redact_environment;
 use crate::unitfile::spec::{UnitKind, UnitSpec};
+use crate::unitfile::syntax::redact_secrets;
 
 /// A unit file unitdeck created (`GET /api/v1/unit-files`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -160,7 +162,7 @@ impl UnitFileDetail {
 
 fn redact_files(files: &mut BTreeMap<String, String>) {
     for text in files.values_mut() {
-        *text = redact_environment(text);
+        *text = redact_secrets(text);
     }
 }
 

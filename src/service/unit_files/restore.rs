@@ -32,7 +32,8 @@ use crate::systemd::is_at_rest;
 use crate::unitfile::install::{self, Interrupted, OnDisk};
 use crate::unitfile::spec::UnitSpec;
 
-const ACTOR: &str = "unitdeck";
+/// Who the audit log names for what unitdeck does by itself at start.
+pub(in crate::service) const ACTOR: &str = "unitdeck";
 
 /// One of a unit file's files in the unit directory, against its installed revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -49,13 +50,20 @@ pub enum FileState {
     Missing,
 }
 
+impl FileState {
+    /// What is on disk against the text unitdeck last wrote there.
+    pub fn of(disk: &OnDisk, text: &str) -> Self {
+        match disk {
+            OnDisk::Ours(on_disk) if on_disk == text => Self::Installed,
+            OnDisk::Ours(_) => Self::Modified,
+            OnDisk::Foreign => Self::Replaced,
+            OnDisk::Absent => Self::Missing,
+        }
+    }
+}
+
 fn file_state(dir: &Path, name: &str, text: &str) -> std::io::Result<FileState> {
-    Ok(match install::on_disk(dir, name)? {
-        OnDisk::Ours(on_disk) if on_disk == text => FileState::Installed,
-        OnDisk::Ours(_) => FileState::Modified,
-        OnDisk::Foreign => FileState::Replaced,
-        OnDisk::Absent => FileState::Missing,
-    })
+    Ok(FileState::of(&install::on_disk(dir, name)?, text))
 }
 
 /// The state of each file of a revision (a file that cannot be read counts as replaced).
@@ -261,23 +269,34 @@ async fn report_modified(
         "{} differs from revision {revision} ({what}); left as it is",
         path.display()
     );
+    left_alone(state, "unitfile.modified", unit, &detail).await;
+}
+
+/// Logs and audits (`action`, result `left-alone`) a file unitdeck leaves as it found it,
+/// once per distinct finding: every start finds it again.
+pub(in crate::service) async fn left_alone(
+    state: &Services,
+    action: &str,
+    unit: &str,
+    detail: &str,
+) {
     tracing::warn!(unit, "{detail}");
     let known = matches!(
         state.db.last_audit_of(unit).await,
-        Ok(Some((action, Some(last)))) if action == "unitfile.modified" && last == detail
+        Ok(Some((last_action, Some(last)))) if last_action == action && last == detail
     );
     if known {
         return;
     }
     let entry = AuditEntry {
         actor: ACTOR,
-        action: "unitfile.modified",
+        action,
         target: Some(unit),
         result: "left-alone",
-        detail: Some(&detail),
+        detail: Some(detail),
     };
     if let Err(e) = state.db.audit(entry).await {
-        tracing::error!(error = %e, "cannot audit a modified unit file");
+        tracing::error!(error = %e, action, "cannot audit a file left alone");
     }
 }
 

@@ -14,7 +14,7 @@ pub(super) struct Paused {
     pub(super) disabled: Vec<String>,
 }
 
-pub(super) fn is_running(summary: &UnitSummary) -> bool {
+pub(in crate::service) fn is_running(summary: &UnitSummary) -> bool {
     matches!(
         summary.active_state.as_deref(),
         Some("active" | "activating" | "reloading")

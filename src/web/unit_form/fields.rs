@@ -201,6 +201,26 @@ pub const FIELDS: &[Field] = &[
         },
     },
     Field {
+        name: "memory_max",
+        spec_fields: &["memory_max"],
+        initial: "",
+        show: |s| s.memory_max.clone().unwrap_or_default(),
+        read: |t, d| {
+            d.spec.memory_max = optional(t);
+            Ok(())
+        },
+    },
+    Field {
+        name: "cpu_quota",
+        spec_fields: &["cpu_quota"],
+        initial: "",
+        show: |s| s.cpu_quota.clone().unwrap_or_default(),
+        read: |t, d| {
+            d.spec.cpu_quota = optional(t);
+            Ok(())
+        },
+    },
+    Field {
         name: "health_kind",
         spec_fields: &[],
         initial: "none",
@@ -301,12 +321,12 @@ pub const FIELDS: &[Field] = &[
 /// The environment rows: a field of its own (a list of pairs).
 pub const ENVIRONMENT: &str = "environment";
 
-fn optional(text: &str) -> Option<String> {
+pub(super) fn optional(text: &str) -> Option<String> {
     let t = text.trim();
     (!t.is_empty()).then(|| t.to_string())
 }
 
-fn number(text: &str) -> Result<Option<i64>, String> {
+pub(super) fn number(text: &str) -> Result<Option<i64>, String> {
     match text.trim() {
         "" => Ok(None),
         t => t
@@ -317,7 +337,7 @@ fn number(text: &str) -> Result<Option<i64>, String> {
 }
 
 /// A list of unit names, separated by spaces or commas.
-fn words(text: &str) -> Vec<String> {
+pub(super) fn words(text: &str) -> Vec<String> {
     text.split([' ', ',', '\t', '\n'])
         .filter(|w| !w.is_empty())
         .map(String::from)
@@ -398,6 +418,35 @@ pub enum Intent {
     RemoveEnv(usize),
 }
 
+impl Intent {
+    /// What the `action` button a form was sent with asks for (none: save).
+    pub fn of(action: &str) -> Self {
+        match action {
+            "preview" => Self::Preview,
+            "add-env" => Self::AddEnv,
+            other => other
+                .strip_prefix("remove-env-")
+                .and_then(|i| i.parse().ok())
+                .map_or(Self::Save, Self::RemoveEnv),
+        }
+    }
+
+    /// The environment rows after an add or remove button; always at least one.
+    pub fn applied_to<T: Default>(&self, mut rows: Vec<T>) -> Vec<T> {
+        match *self {
+            Self::AddEnv => rows.push(T::default()),
+            Self::RemoveEnv(i) if i < rows.len() => {
+                rows.remove(i);
+            }
+            _ => {}
+        }
+        if rows.is_empty() {
+            rows.push(T::default());
+        }
+        rows
+    }
+}
+
 impl FormValues {
     /// A field's value ("" for a field not on the form).
     pub fn get(&self, name: &str) -> &str {
@@ -424,16 +473,7 @@ impl FormValues {
             match key.as_str() {
                 "env_key" => keys.push(value),
                 "env_value" => texts.push(value),
-                "action" => {
-                    intent = match value.as_str() {
-                        "preview" => Intent::Preview,
-                        "add-env" => Intent::AddEnv,
-                        other => other
-                            .strip_prefix("remove-env-")
-                            .and_then(|i| i.parse().ok())
-                            .map_or(Intent::Save, Intent::RemoveEnv),
-                    }
-                }
+                "action" => intent = Intent::of(&value),
                 other => {
                     if let Some(field) = FIELDS.iter().find(|f| f.name == other) {
                         values.insert(field.name, value);
@@ -443,17 +483,7 @@ impl FormValues {
         }
         texts.resize(keys.len().max(texts.len()), String::new());
         keys.resize(texts.len(), String::new());
-        let mut env: Vec<(String, String)> = keys.into_iter().zip(texts).collect();
-        match intent {
-            Intent::AddEnv => env.push((String::new(), String::new())),
-            Intent::RemoveEnv(i) if i < env.len() => {
-                env.remove(i);
-            }
-            _ => {}
-        }
-        if env.is_empty() {
-            env.push((String::new(), String::new()));
-        }
+        let env = intent.applied_to(keys.into_iter().zip(texts).collect());
         (Self { values, env }, intent)
     }
 
@@ -533,15 +563,39 @@ fn slot_of(field: &str) -> Option<&'static str> {
 }
 
 /// Errors by form slot, plus those with no slot.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Errors {
     by_slot: HashMap<&'static str, String>,
     general: Vec<String>,
+    /// Every input of the form with an error line.
+    slots: Vec<&'static str>,
+}
+
+impl Default for Errors {
+    /// No error, on the unit form.
+    fn default() -> Self {
+        Self::from_fields(&[])
+    }
 }
 
 impl Errors {
+    /// Domain errors placed on the unit form.
     pub fn from_fields(errors: &[FieldError]) -> Self {
-        let mut out = Self::default();
+        Self::placed(errors, error_slots().collect(), slot_of)
+    }
+
+    /// Domain errors placed on a form whose inputs with an error line are `slots`:
+    /// `slot_of` names the input of a field, the others are general.
+    pub fn placed(
+        errors: &[FieldError],
+        slots: Vec<&'static str>,
+        slot_of: impl Fn(&str) -> Option<&'static str>,
+    ) -> Self {
+        let mut out = Self {
+            by_slot: HashMap::new(),
+            general: Vec::new(),
+            slots,
+        };
         for e in errors {
             match slot_of(&e.field) {
                 Some(slot) => {
@@ -553,6 +607,7 @@ impl Errors {
         out
     }
 
+    /// A message of no field, on the unit form.
     pub fn general(message: impl Into<String>) -> Self {
         Self {
             general: vec![message.into()],
@@ -576,8 +631,9 @@ impl Errors {
 
     /// Every slot with its message ("" = none), for out-of-band swaps.
     pub fn slots(&self) -> Vec<(&'static str, String)> {
-        error_slots()
-            .map(|s| (s, self.get(s).unwrap_or("").to_string()))
+        self.slots
+            .iter()
+            .map(|s| (*s, self.get(s).unwrap_or("").to_string()))
             .collect()
     }
 

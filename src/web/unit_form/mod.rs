@@ -12,14 +12,18 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 mod fields;
+mod overrides;
 
 use fields::{Errors, FormValues, Intent};
+pub use overrides::{
+    override_page, override_preview, override_remove, override_rollback, override_submit,
+};
 
-use super::pages::Chrome;
+use super::pages::{Chrome, with_notice};
 use crate::auth::{Principal, Scope};
 use crate::error::{AppError, FieldError};
 use crate::http::base::redirect;
@@ -47,6 +51,8 @@ pub struct RevisionRow {
     pub created_at: String,
     pub actor: String,
     pub current: bool,
+    /// An override's removal (a unit file's revisions never are).
+    pub removed: bool,
     pub diff: Vec<DiffRow>,
     pub unchanged: bool,
 }
@@ -77,6 +83,7 @@ struct FormPage {
     free_ports: Vec<u16>,
     units: Vec<String>,
     revisions: Vec<RevisionRow>,
+    rollback_action: String,
     name_q: String,
     /// Said once after a redirect (a rollback saved, but its unit did not start).
     notice: Option<String>,
@@ -175,6 +182,7 @@ async fn page(
                 created_at: rev.info.created_at,
                 actor: rev.info.actor,
                 current: rev.info.revision == detail.revision,
+                removed: false,
                 unchanged: diff.iter().all(|d| d.class.is_empty()),
                 diff,
             });
@@ -193,6 +201,10 @@ async fn page(
             None => "units/new".into(),
         },
         name_q: editing.as_deref().map(urlencode).unwrap_or_default(),
+        rollback_action: editing
+            .as_deref()
+            .map(|n| format!("units/{}/rollback", urlencode(n)))
+            .unwrap_or_default(),
         primary_href: format!("units/{}", urlencode(&primary)),
         editing,
         f,
@@ -307,7 +319,7 @@ pub async fn edit_page(
         detail = detail.redacted();
     }
     let f = FormValues::from_spec(&detail.spec);
-    let mut page = page(
+    let page = page(
         &state,
         Some(detail.name),
         f,
@@ -315,13 +327,9 @@ pub async fn edit_page(
         viewer,
     )
     .await?;
-    let notice = state.notices.take(&headers);
-    page.notice = notice.as_ref().map(|(text, _)| text.clone());
-    let mut response = page.render_with(StatusCode::OK)?;
-    if let Some((_, clear)) = notice {
-        response.headers_mut().append(header::SET_COOKIE, clear);
-    }
-    Ok(response)
+    Ok(with_notice(&state, &headers, |notice| {
+        FormPage { notice, ..page }.into_response()
+    }))
 }
 
 /// `POST /units/{name}/edit`: save as a new revision (then go to the unit).
@@ -405,17 +413,22 @@ pub async fn rollback(
     Path(name): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let revision = pairs
-        .iter()
-        .find(|(k, _)| k == "revision")
-        .and_then(|(_, v)| v.parse::<i64>().ok())
-        .ok_or_else(|| PageError::from(AppError::BadRequest("which revision?".into())))?;
+    let revision = revision_of(&pairs)?;
     let applied = state
         .services
         .rollback_unit_file(&principal, &name, revision)
         .await?;
     let to = format!("/units/{}/edit", urlencode(&applied.name));
     Ok(redirect_telling(&state, &to, &headers, &applied))
+}
+
+/// The `revision` a rollback form names.
+fn revision_of(pairs: &[(String, String)]) -> Result<i64, PageError> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == "revision")
+        .and_then(|(_, v)| v.parse::<i64>().ok())
+        .ok_or_else(|| PageError::from(AppError::BadRequest("which revision?".into())))
 }
 
 /// A redirect after a saved change, carrying what failed after the files were in place
