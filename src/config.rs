@@ -19,6 +19,7 @@ pub const DEFAULT_UNIT_DIR: &str = "/etc/systemd/system";
 pub const DEFAULT_PORTS: &str = "4035,8035-8038";
 pub const DEFAULT_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
 pub const DEFAULT_SESSION_IDLE: &str = "12h";
+pub const DEFAULT_RESTART_LOOP: &str = "3/10m";
 
 /// The settings of `unitdeck serve` as given on the command line or in the environment.
 #[derive(Debug, Clone, Default, Args)]
@@ -62,6 +63,14 @@ pub struct ServeArgs {
     /// directory; `off` [default: off, or on when --tls-cert is given]
     #[arg(long, env = "UNITDECK_TLS")]
     pub tls: Option<String>,
+    /// unitdeck's address as people reach it, for the links in notifications, e.g.
+    /// https://devbox.example.com:8035 [default: this machine's hostname and port]
+    #[arg(long, env = "UNITDECK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// A restart loop is this many restarts by Restart= within this long: N/DURATION
+    /// [default: 3/10m]
+    #[arg(long, env = "UNITDECK_RESTART_LOOP")]
+    pub restart_loop: Option<String>,
     /// Serve under this path, as a reverse proxy that keeps its prefix forwards it (e.g.
     /// `/absproxy/8035` behind code-server); not needed behind one that strips it
     /// (`/proxy/8035/`), where every URL unitdeck emits is relative anyway [default: none]
@@ -88,6 +97,8 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls: Option<String>,
+    public_url: Option<String>,
+    restart_loop: Option<String>,
     base_path: Option<String>,
 }
 
@@ -152,6 +163,16 @@ pub struct Config {
     pub tls: Tls,
     /// The path prefix every route is under: empty, or `/a/b` (no trailing slash).
     pub base_path: String,
+    /// The base of links to unitdeck's pages (no trailing `/`), when set.
+    pub public_url: Option<String>,
+    pub restart_loop: RestartLoop,
+}
+
+/// How many restarts by Restart= within how long make a restart loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartLoop {
+    pub restarts: u32,
+    pub within: Duration,
 }
 
 impl Config {
@@ -213,12 +234,26 @@ impl Config {
                 anyhow::bail!("tls {mode:?} with a certificate: leave --tls unset or say on")
             }
         };
+        let public_url = args
+            .public_url
+            .or(file.public_url)
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| parse_public_url(&u).map_err(|e| anyhow::anyhow!("public URL {u:?}: {e}")))
+            .transpose()?;
+        let restart_loop = args
+            .restart_loop
+            .or(file.restart_loop)
+            .unwrap_or_else(|| DEFAULT_RESTART_LOOP.into());
+        let restart_loop = parse_restart_loop(&restart_loop)
+            .map_err(|e| anyhow::anyhow!("restart loop {restart_loop:?}: {e}"))?;
         let base = args.base_path.or(file.base_path).unwrap_or_default();
         let base_path =
             parse_base_path(&base).map_err(|e| anyhow::anyhow!("base path {base:?}: {e}"))?;
         Ok(Self {
             listen,
             allowed_hosts,
+            public_url,
+            restart_loop,
             base_path,
             session_idle,
             tls,
@@ -279,6 +314,44 @@ fn parse_allowed_hosts(list: &str) -> anyhow::Result<Vec<String>> {
         .collect()
 }
 
+/// `UNITDECK_PUBLIC_URL`: `http(s)://host[:port][/path]`, without a query or fragment;
+/// returned without a trailing `/`.
+fn parse_public_url(url: &str) -> Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || host.contains('@') {
+        return Err("names no host (or names a user)".into());
+    }
+    if url
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '"' | '<' | '>'))
+    {
+        return Err("has spaces, a query, a fragment, quotes or angle brackets".into());
+    }
+    Ok(url.to_string())
+}
+
+/// `UNITDECK_RESTART_LOOP`: `N/DURATION`, e.g. `3/10m` (2 to 100 restarts).
+fn parse_restart_loop(text: &str) -> Result<RestartLoop, String> {
+    let (n, within) = text
+        .split_once('/')
+        .ok_or("restarts/duration, e.g. 3/10m")?;
+    let restarts: u32 = n
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| (2..=100).contains(n))
+        .ok_or("the number of restarts must be 2 to 100")?;
+    Ok(RestartLoop {
+        restarts,
+        within: parse_duration(within)?,
+    })
+}
+
 /// `90`, `90s`, `30m`, `12h`, `7d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -322,6 +395,48 @@ mod tests {
         assert_eq!(c.session_idle, Duration::from_secs(12 * 3600));
         assert_eq!(c.tls, Tls::Off);
         assert!(c.allowed_hosts.is_empty());
+        assert_eq!(c.public_url, None);
+        assert_eq!(
+            c.restart_loop,
+            RestartLoop {
+                restarts: 3,
+                within: Duration::from_secs(600)
+            }
+        );
+    }
+
+    #[test]
+    fn public_url_and_restart_loop_are_checked() {
+        let c = Config::resolve(ServeArgs {
+            public_url: Some("https://devbox.example:8035/".into()),
+            restart_loop: Some("5/2m".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("https://devbox.example:8035"));
+        assert_eq!(c.restart_loop.restarts, 5);
+        assert_eq!(c.restart_loop.within, Duration::from_secs(120));
+        for bad in [
+            "devbox:8035",
+            "ftp://x",
+            "http://",
+            "http://a b",
+            "http://x/?q",
+            "http://u@x",
+        ] {
+            let c = Config::resolve(ServeArgs {
+                public_url: Some(bad.into()),
+                ..Default::default()
+            });
+            assert!(c.is_err(), "{bad}");
+        }
+        for bad in ["3", "1/10m", "3/0", "x/1m", "101/1h"] {
+            let c = Config::resolve(ServeArgs {
+                restart_loop: Some(bad.into()),
+                ..Default::default()
+            });
+            assert!(c.is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod machine;
+pub mod notify;
 pub mod ports;
 pub mod service;
 pub mod state;

@@ -723,3 +723,259 @@ async fn the_openapi_document_matches_its_snapshot() {
         path.display()
     );
 }
+
+/// A receiver on 127.0.0.1 answering `status` to every request; the bodies it got.
+async fn receiver(status: u16) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Head and body (small, one or two reads).
+            while let Ok(n @ 1..) = s.read(&mut buf).await {
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        seen.lock().unwrap().push(body.to_string());
+                        break;
+                    }
+                }
+            }
+            let answer =
+                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = s.write_all(answer.as_bytes()).await;
+        }
+    });
+    (port, got)
+}
+
+#[tokio::test]
+async fn notification_channels_name_their_bad_fields_and_hide_urls_below_admin() {
+    let h = Harness::new().await;
+    let session = h.login().await;
+    let (port, got) = receiver(200).await;
+    let good = json!({"name": "hook", "kind": "webhook",
+        "url": format!("http://127.0.0.1:{port}/hook?secret=s3"),
+        "events": ["unit_failed", "recovered"]});
+    let with = |change: Value| {
+        let mut spec = good.clone();
+        for (k, v) in change.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        spec
+    };
+    for (change, field) in [
+        (json!({"url": "ftp://example.com/"}), "url"),
+        (json!({"url": "not a url"}), "url"),
+        // unitdeck itself (the stand-in's configured address is 0.0.0.0:8035)
+        (
+            json!({"url": "http://127.0.0.1:8035/api/v1/units/x/stop"}),
+            "url",
+        ),
+        (json!({"url": "http://localhost:8035/"}), "url"),
+        (json!({"events": []}), "events"),
+        (json!({"events": ["unit_failed", "exploded"]}), "events[1]"),
+        (json!({"cooldown_s": 0}), "cooldown_s"),
+        (json!({"cooldown_s": 86_401}), "cooldown_s"),
+        (json!({"kind": "email"}), "kind"),
+        (json!({"name": "  "}), "name"),
+        (json!({"units": ["ok.service", "../etc"]}), "units[1]"),
+    ] {
+        let body = h
+            .post_json(
+                "/api/v1/notifications/channels",
+                &session,
+                with(change.clone()),
+            )
+            .await
+            .problem(422);
+        assert_eq!(body["errors"][0]["field"], field, "{change}: {body}");
+    }
+    // Every bad field at once is named.
+    let body = h
+        .post_json(
+            "/api/v1/notifications/channels",
+            &session,
+            with(json!({"url": "gopher://x", "events": [], "cooldown_s": -1})),
+        )
+        .await
+        .problem(422);
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["url", "events", "cooldown_s"]);
+    let list = h.get("/api/v1/notifications/channels", &session).await;
+    assert_eq!(list.json(), json!([]), "nothing was stored");
+
+    let created = h
+        .post_json("/api/v1/notifications/channels", &session, good.clone())
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let channel = created.json();
+    assert_eq!(channel["enabled"], true);
+    assert_eq!(channel["cooldown_s"], 300);
+    assert_eq!(channel["units"], json!([]));
+    let id = channel["id"].as_i64().unwrap();
+
+    // Scopes: reading is for everyone (the URL is a secret), changing for admins.
+    let read = h.token(Scope::Read).await;
+    let operate = h.token(Scope::Operate).await;
+    let listed = h.get("/api/v1/notifications/channels", &read).await.json();
+    assert_eq!(listed[0]["url"], "***");
+    let listed = h
+        .get("/api/v1/notifications/channels", &session)
+        .await
+        .json();
+    assert!(listed[0]["url"].as_str().unwrap().contains("secret=s3"));
+    for auth in [&read, &operate] {
+        h.post_json("/api/v1/notifications/channels", auth, good.clone())
+            .await
+            .problem(403);
+        h.post_json(
+            &format!("/api/v1/notifications/channels/{id}/test"),
+            auth,
+            json!({}),
+        )
+        .await
+        .problem(403);
+    }
+    assert_eq!(
+        h.get("/api/v1/notifications/deliveries", &read)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    h.get("/api/v1/notifications/deliveries?limit=0", &read)
+        .await
+        .problem(400);
+
+    // A test goes out now, once, and is recorded.
+    let test = h
+        .post_json(
+            &format!("/api/v1/notifications/channels/{id}/test"),
+            &session,
+            json!({}),
+        )
+        .await;
+    assert_eq!(test.status, StatusCode::OK, "{}", test.text());
+    let delivery = test.json();
+    assert_eq!(delivery["status"], "delivered", "{delivery}");
+    assert_eq!(delivery["http_status"], 200);
+    assert_eq!(delivery["attempts"], 1);
+    let body: Value = serde_json::from_str(&got.lock().unwrap()[0]).unwrap();
+    assert_eq!(body["event"], "test");
+    let deliveries = h
+        .get("/api/v1/notifications/deliveries", &read)
+        .await
+        .json();
+    assert_eq!(deliveries[0]["channel"], "hook");
+    h.post_json(
+        "/api/v1/notifications/channels/999/test",
+        &session,
+        json!({}),
+    )
+    .await
+    .problem(404);
+
+    // Replace, delete, and the audit log (without the URL).
+    let put = session
+        .apply(Harness::request(
+            Method::PUT,
+            &format!("/api/v1/notifications/channels/{id}"),
+        ))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            with(json!({"enabled": false, "cooldown_s": 5})).to_string(),
+        ))
+        .unwrap();
+    let updated = h.send(put).await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.text());
+    assert_eq!(updated.json()["enabled"], false);
+    let missing = session
+        .apply(Harness::request(
+            Method::PUT,
+            "/api/v1/notifications/channels/999",
+        ))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(good.to_string()))
+        .unwrap();
+    h.send(missing).await.problem(404);
+    let delete = |id: i64| {
+        session
+            .apply(Harness::request(
+                Method::DELETE,
+                &format!("/api/v1/notifications/channels/{id}"),
+            ))
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(h.send(delete(id)).await.status, StatusCode::NO_CONTENT);
+    h.send(delete(id)).await.problem(404);
+    let audit = h.get("/api/v1/audit", &session).await.json();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .filter(|a| a.starts_with("notification."))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "notification.channel.delete",
+            "notification.channel.update",
+            "notification.channel.test",
+            "notification.channel.create"
+        ]
+    );
+    assert!(
+        !audit.to_string().contains("secret=s3"),
+        "no URL in the audit log"
+    );
+}
+
+#[tokio::test]
+async fn runs_timers_and_the_new_pages_answer() {
+    let h = Harness::new().await;
+    let session = h.login().await;
+    for bad in [
+        "/api/v1/units/shop-api.service/runs?limit=0",
+        "/api/v1/units/shop-api.service/runs?limit=201",
+        "/api/v1/units/shop-api.service/runs?limit=x",
+        "/api/v1/units/not%20a%20unit/runs",
+    ] {
+        h.get(bad, &session).await.problem(400);
+    }
+    h.get("/api/v1/units/nothing.service/runs", &session)
+        .await
+        .problem(503);
+    // The stand-in has no timers.
+    assert_eq!(h.get("/api/v1/timers", &session).await.json(), json!([]));
+    for page in ["/jobs", "/notifications", "/settings"] {
+        let answer = h.get(page, &session).await;
+        assert_eq!(answer.status, StatusCode::OK, "{page}");
+    }
+    let settings = h.get("/settings", &session).await.text();
+    assert!(settings.contains("Add a channel") && settings.contains("data-notify-toggle"));
+    // The jobs page's buttons are unit actions: operate, not read.
+    let read = h.token(Scope::Read).await;
+    h.post_json("/ui/jobs/nightly.service/start", &read, json!({}))
+        .await
+        .problem(403);
+}

@@ -58,7 +58,7 @@ on('htmx:beforeSend', e => {
     else if (!x.status) toast('err', 'Network error');
     else if (x.status >= 400) toast('err', 'Request failed: HTTP ' + x.status);
     const now = t && t.id && d.getElementById(t.id);
-    if (now && now !== t && x.status === 200 && t.matches('.unit-row')) htmx.swap(now, x.responseText, { swapStyle: 'outerHTML' });
+    if (now && now !== t && x.status === 200 && t.matches('.unit-row, .job-row')) htmx.swap(now, x.responseText, { swapStyle: 'outerHTML' });
   });
 });
 
@@ -71,7 +71,7 @@ on('click', e => {
   b.disabled = true;
   // The answer is the row: the button's own, or the one data-target names (a button
   // outside the row, such as "Restart now to apply").
-  const row = b.dataset.target ? d.querySelector(b.dataset.target) : b.closest('.unit-row');
+  const row = b.dataset.target ? d.querySelector(b.dataset.target) : b.closest('.unit-row, .job-row');
   const id = row && row.id, pin = b.matches('.pin');
   htmx.ajax('POST', b.dataset.post, { source: b, target: row, swap: 'outerHTML' })
     .finally(() => {
@@ -181,7 +181,7 @@ on('click', e => {
 });
 let raf = 0;
 for (const t of ['htmx:afterSwap', 'htmx:oobAfterSwap', 'htmx:sseMessage'])
-  on(t, () => { raf = raf || requestAnimationFrame(() => { raf = 0; arrange(); filter(); times(); }); });
+  on(t, () => { raf = raf || requestAnimationFrame(() => { raf = 0; arrange(); filter(); times(); notifyUi(); }); });
 
 // logs: follow the tail unless scrolled up; cap at 5000 lines
 const follow = new WeakMap(), seenCursors = new WeakMap();
@@ -258,9 +258,62 @@ const ago = ms => {
   const x = Math.round(v) + ' ' + u;
   return s < 0 ? 'in ' + x : x + ' ago';
 };
-const times = () => all('[data-local-time]').forEach(el => {
-  const t = Date.parse(el.dataset.localTime);
-  if (t === t) { el.textContent = ago(Date.now() - t); el.title = new Date(t).toLocaleString(); }
+const times = () => {
+  all('[data-local-time]').forEach(el => {
+    const t = Date.parse(el.dataset.localTime);
+    if (t === t) { el.textContent = ago(Date.now() - t); el.title = new Date(t).toLocaleString(); }
+  });
+  // [data-local-date] → the date and time in the reader's zone
+  all('[data-local-date]').forEach(el => {
+    const t = Date.parse(el.dataset.localDate);
+    if (t === t) el.textContent = new Date(t).toLocaleString([], { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+  });
+};
+
+// Desktop / phone notifications (opt-in per browser, [data-notify-toggle] on /settings):
+// while a tab is open, /ui/alerts brings the events channels get. Phones show them only
+// through a service worker (static/sw.js), which also opens the run's page on a tap.
+const NOTE = 'unitdeck.notify', can = 'Notification' in W && W.isSecureContext;
+let alerts = null;
+const noting = () => can && localStorage.getItem(NOTE) === 'on' && Notification.permission === 'granted';
+const worker = () => navigator.serviceWorker ? navigator.serviceWorker.register('static/sw.js').catch(() => null) : Promise.resolve(null);
+const show = a => {
+  const u = new URL(a.url, location.href), title = (a.unit || 'unitdeck') + ': ' + a.event.replace(/_/g, ' ');
+  const opts = { body: a.message, tag: a.event + ' ' + (a.unit || '') + ' ' + a.time, data: { url: u.pathname + u.search + u.hash } };
+  W.unitdeck.lastAlert = a;
+  worker().then(r => {
+    if (r) return r.showNotification(title, opts);
+    const n = new Notification(title, opts);
+    n.onclick = () => { W.focus(); location.assign(opts.data.url); };
+  }).catch(() => {});
+};
+const listen = () => {
+  if (alerts || !noting()) return;
+  alerts = new EventSource('ui/alerts', { withCredentials: true });
+  streams.add(alerts);
+  alerts.addEventListener('alert', e => { try { show(JSON.parse(e.data)); } catch { } });
+};
+const notifyUi = () => all('[data-notify-toggle]').forEach(b => {
+  const s = d.querySelector('[data-notify-status]'), say = t => { if (s) s.textContent = t; };
+  if (!can) return say('This page needs HTTPS (or localhost) and a browser with notifications.');
+  b.hidden = false;
+  b.textContent = noting() ? 'Turn off' : 'Turn on';
+  say(Notification.permission === 'denied' ? "Blocked in this browser's settings for this site." :
+    noting() ? 'On: this browser shows them while a unitdeck tab is open.' : 'Off in this browser.');
+});
+on('click', e => {
+  const b = e.target.closest?.('[data-notify-toggle]');
+  if (!b || !can) return;
+  if (noting()) {
+    localStorage.removeItem(NOTE);
+    if (alerts) { alerts.close(); streams.delete(alerts); alerts = null; }
+    return notifyUi();
+  }
+  Notification.requestPermission().then(p => {
+    if (p === 'granted') { localStorage.setItem(NOTE, 'on'); worker(); listen(); toast('ok', 'Notifications on'); }
+    else toast('err', 'The browser did not allow notifications');
+    notifyUi();
+  });
 });
 
 // --- the journal explorer (/logs): the URL is the whole state ----------------------------
@@ -340,7 +393,7 @@ on('htmx:afterSwap', e => {
     all('details.facet', e.detail.target).forEach(x => { x.open = false; });
 });
 
-filter(); times(); banner(); all('.log').forEach(grew);
-setInterval(times, 30000);
 W.unitdeck = { toast, filter: setFilter, resync };
+filter(); times(); banner(); all('.log').forEach(grew); notifyUi(); listen();
+setInterval(times, 30000);
 })();

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use common::browser::{Browser, DESKTOP, Options, PHONE, Screen, WAIT};
 use common::proxy::{Prefix, Proxy};
+use common::receiver::Receiver;
 use common::{PASSWORD, Sandbox};
 use fantoccini::Locator;
 use fantoccini::key::Key;
@@ -46,11 +47,18 @@ const DEMO_UNIT: &str = "[Unit]\nDescription=Demo sleeper for the browser tests\
 const COUNTER_UNIT: &str = "[Unit]\nDescription=Numbered log lines\n\n[Service]\n\
     ExecStart=/bin/sh -c 'i=0; while :; do i=$((i+1)); echo \"line $i\"; sleep 0.5; done'\n";
 
+/// A daily job that fails (exit 3), for the jobs page.
+const JOB_SERVICE: &str = "[Unit]\nDescription=Nightly report (fails)\n\n\
+    [Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo report-run; exit 3'\n";
+const JOB_TIMER: &str = "[Timer]\nOnCalendar=daily\nPersistent=true\n";
+
 fn add_demo_units(sb: &Sandbox) {
     sb.write(&format!("/etc/systemd/system/{DEMO}"), DEMO_UNIT);
     sb.write(&format!("/etc/systemd/system/{COUNTER}"), COUNTER_UNIT);
+    sb.write("/etc/systemd/system/report.service", JOB_SERVICE);
+    sb.write("/etc/systemd/system/report.timer", JOB_TIMER);
     sb.sh(&format!(
-        "systemctl daemon-reload && systemctl start {DEMO} {COUNTER}"
+        "systemctl daemon-reload && systemctl start {DEMO} {COUNTER} report.timer"
     ));
 }
 
@@ -488,6 +496,14 @@ async fn palette_flow(b: &Browser, sb: &Sandbox) {
 
 /// Follows a main navigation link/// Follows a main navigation link (`href` as the page has it): the top navigation on a
 /// desktop; on a phone the tab bar, or its "More" menu.
+/// `http://host:port` of a URL.
+fn origin(url: &str) -> &str {
+    let host_start = url.find("://").map_or(0, |i| i + 3);
+    url[host_start..]
+        .find('/')
+        .map_or(url, |i| &url[..host_start + i])
+}
+
 async fn nav_to(b: &Browser, href: &str) {
     if !b.screen.mobile {
         return b.click(&format!(".top-nav a[href='{href}']")).await;
@@ -960,6 +976,59 @@ async fn flows(screen: Screen, via: Option<Prefix>) {
     }
     check_page(&b, "ports").await;
 
+    // --- the jobs page: Run now shows the failed run; its square opens that run's logs ------
+    nav_to(&b, "jobs").await;
+    b.wait_for_path("/jobs").await;
+    let row = "#j-report_2etimer";
+    b.wait_for(row).await;
+    b.click(&format!("{row} button[data-action=run]")).await;
+    let failed = format!("{row}[data-last=failed] .runs .run[data-result=failed]");
+    if !b
+        .try_wait_js(
+            WAIT,
+            &format!("return !!document.querySelector({})", json!(failed)),
+        )
+        .await
+    {
+        let html = b
+            .js(
+                "return document.querySelector(arguments[0]).outerHTML",
+                vec![json!(row)],
+            )
+            .await;
+        panic!("the jobs page never showed the failed run:\n{html}");
+    }
+    let text = b
+        .find(&format!("{row} .run-failed"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("exit status 3"), "{text}");
+    check_page(&b, "jobs").await;
+    b.click(&format!("{row} .runs a.run")).await;
+    b.wait_js(
+        "the run's page",
+        WAIT,
+        &format!(
+            "return location.pathname === '{}/units/report.service' && location.search.startsWith('?invocation=')",
+            b.prefix
+        ),
+    )
+    .await;
+    b.wait_for(".runs-line .runs a.run[aria-current]").await;
+    let logged = "return [...document.querySelectorAll('#logview .log-line')].some(l => l.textContent.includes('report-run'))";
+    if !b.try_wait_js(WAIT, logged).await {
+        let view = b
+            .js("return document.querySelector('#logs').outerHTML", vec![])
+            .await;
+        panic!(
+            "the run's log lines never showed:\n{}",
+            view.as_str().unwrap_or_default()
+        );
+    }
+    check_page(&b, "unit-run").await;
+
     // --- audit log and settings ---------------------------------------------------------------
     nav_to(&b, "audit").await;
     b.wait_for_path("/audit").await;
@@ -991,6 +1060,56 @@ async fn flows(screen: Screen, via: Option<Prefix>) {
         "return [...document.querySelectorAll('.toast')].some(t => t.textContent === 'Copied')",
     )
     .await;
+
+    // --- a notification channel added, tested and shown; this browser's notifications -------
+    let receiver = Receiver::start(200).await;
+    // The copy's toast would cover the form's button on a phone.
+    b.js(
+        "document.querySelectorAll('.toast').forEach(t => t.remove()); return true",
+        vec![],
+    )
+    .await;
+    mark(&b).await;
+    b.find("#channel-name")
+        .await
+        .send_keys("browser-hook")
+        .await
+        .unwrap();
+    b.find("#channel-url")
+        .await
+        .send_keys(&receiver.url("/hook"))
+        .await
+        .unwrap();
+    b.click("form[action='ui/notifications/channels'] button[type=submit]")
+        .await;
+    b.wait_for("table.channels tr[id^=channel-]").await;
+    wait_toast(&b, "ok", "Channel browser-hook added").await;
+    b.click("table.channels form[action$='/test'] button").await;
+    wait_toast(&b, "ok", "Test sent to browser-hook: HTTP 200").await;
+    assert_eq!(receiver.requests().len(), 1);
+    b.wait_for("#notifications table.deliveries code").await;
+    check_page(&b, "settings-notifications").await;
+    // Desktop notifications: allowed for this origin, turned on, then a unit fails.
+    b.cdp(
+        "Browser.grantPermissions",
+        json!({"permissions": ["notifications"], "origin": origin(&base)}),
+    )
+    .await;
+    b.click("[data-notify-toggle]").await;
+    wait_toast(&b, "ok", "Notifications on").await;
+    sb.write(
+        "/etc/systemd/system/oops.service",
+        "[Service]\nExecStart=/bin/sh -c 'exit 4'\n",
+    );
+    sb.sh("systemctl daemon-reload && systemctl start oops.service");
+    b.wait_js(
+        "the tab hears of the failure",
+        WAIT,
+        "const a = window.unitdeck.lastAlert; return !!a && a.event === 'unit_failed' && a.unit === 'oops.service'",
+    )
+    .await;
+    let status = b.find("[data-notify-status]").await.text().await.unwrap();
+    assert!(status.starts_with("On"), "{status}");
 
     // --- the unit type picker reloads the dashboard (no inline onchange) -----------------------
     b.goto(&format!("{base}/")).await;
@@ -1066,6 +1185,7 @@ const PAGES: &[(&str, &str, &str)] = &[
         "/logs?units=counter.service",
         "#log-summary svg.hist",
     ),
+    ("jobs", "/jobs", "#j-report_2etimer"),
     ("audit", "/audit", "main h1"),
     ("settings", "/settings", "#token-name"),
 ];

@@ -205,6 +205,21 @@ async fn api_answers_as_its_openapi_document_says() {
     // The fuzzer's token survived (the hooks spare it) and unitdeck still answers.
     let fuzzer = sb.with_token(&secret);
     assert_eq!(fuzzer.get("/api/v1/units").await.status(), 200);
+    // Every channel the fuzzer made posts to this machine only (the hooks' sink).
+    let channels = fuzzer.get_json("/api/v1/notifications/channels").await;
+    let channels = channels.as_array().unwrap();
+    for c in channels {
+        let url = c["url"].as_str().unwrap();
+        let rest = url.strip_prefix("http://127.0.0.1:9");
+        assert!(
+            rest.is_some_and(|r| r.is_empty() || r.starts_with(['/', '?', '#'])),
+            "a channel to {url}"
+        );
+    }
+    println!(
+        "fuzz_api: {} notification channels, all to 127.0.0.1:9",
+        channels.len()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

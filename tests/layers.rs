@@ -13,6 +13,8 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("machine", &[]),
     ("ports", &[]),
     ("systemd", &["task"]),
+    // Which addresses are this machine's: a notification never goes to unitdeck itself.
+    ("notify", &["machine"]),
     // Token rows carry their scope.
     ("db", &["auth"]),
     // The domain error knows the errors of what it wraps.
@@ -25,7 +27,8 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "service",
         &[
-            "auth", "config", "db", "error", "ports", "systemd", "task", "unitfile",
+            "auth", "config", "db", "error", "machine", "notify", "ports", "systemd", "task",
+            "unitfile",
         ],
     ),
     (
@@ -37,13 +40,13 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "api",
         &[
-            "auth", "error", "http", "ports", "service", "state", "systemd", "unitfile",
+            "auth", "error", "http", "notify", "ports", "service", "state", "systemd", "unitfile",
         ],
     ),
     (
         "web",
         &[
-            "auth", "error", "http", "ports", "service", "state", "systemd", "unitfile",
+            "auth", "error", "http", "notify", "ports", "service", "state", "systemd", "unitfile",
         ],
     ),
 ];
@@ -61,6 +64,8 @@ const CRATES: &[(&str, &[&str])] = &[
     ("askama_web", &["web"]),
     ("tower_http", &["lib"]),
     ("rustls", &["tls"]),
+    // Outgoing HTTP (notifications) goes through `notify` and its guards only.
+    ("reqwest", &["notify"]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -14,14 +14,16 @@ use crate::systemd::UnitEvent;
 /// Unit state changes: `event: unit` with a unit summary, `event: removed` with
 /// `{"name"}`. The stream opens with a snapshot of every unit (as `unit`
 /// events), and sends a fresh one whenever unitdeck had to resync with systemd
-/// or the client fell behind, so a reconnecting client is always current.
+/// or the client fell behind, so a reconnecting client is always current. Problems and
+/// recoveries come as `event: alert` with the body a webhook channel gets (`Notice`).
 #[utoipa::path(get, path = "/api/v1/events", tag = "units",
     responses((status = 200, content_type = "text/event-stream",
-        description = "event: unit / data: unit summary; event: removed / data: {\"name\"}")))]
+        description = "event: unit / data: unit summary; event: removed / data: {\"name\"}; event: alert / data: Notice")))]
 pub async fn events(
     State(services): State<Services>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut rx = services.subscribe_units();
+    let mut alerts = services.subscribe_alerts();
     let stream = async_stream(move |tx| async move {
         let snapshot = |services: &Services| {
             services
@@ -36,7 +38,23 @@ pub async fn events(
             }
         }
         loop {
-            let events = match rx.recv().await {
+            let received = tokio::select! {
+                unit = rx.recv() => unit,
+                alert = alerts.recv() => match alert {
+                    Ok(notice) => {
+                        let alert = Event::default()
+                            .event("alert")
+                            .data(serde_json::to_string(&notice).unwrap_or_default());
+                        if tx.send(alert).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                },
+            };
+            let events = match received {
                 Ok(UnitEvent::Changed(summary)) => vec![unit_event(&summary)],
                 Ok(UnitEvent::Removed(name)) => vec![
                     Event::default()

@@ -3,7 +3,9 @@
 
 mod access;
 mod events;
+mod jobs;
 pub mod logs;
+mod notifications;
 mod overrides;
 mod params;
 mod pins;
@@ -35,7 +37,7 @@ use crate::state::AppState;
         description = "Control plane for the systemd services of a development container.",
         license(name = "MIT")
     ),
-    components(schemas(Problem)),
+    components(schemas(Problem, crate::notify::Notice)),
     modifiers(&Security),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -72,6 +74,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(units::list_units))
         .routes(routes!(units::get_unit))
         .routes(routes!(units::unit_action))
+        .routes(routes!(jobs::runs))
+        .routes(routes!(jobs::timers))
         .routes(routes!(pins::list))
         .routes(routes!(pins::pin, pins::unpin))
         .routes(routes!(events::events))
@@ -93,6 +97,16 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(logs::histogram))
         .routes(routes!(logs::facets))
         .routes(routes!(logs::boots))
+        .routes(routes!(
+            notifications::list_channels,
+            notifications::create_channel
+        ))
+        .routes(routes!(
+            notifications::update_channel,
+            notifications::delete_channel
+        ))
+        .routes(routes!(notifications::test_channel))
+        .routes(routes!(notifications::deliveries))
         .routes(routes!(overrides::files))
         .routes(routes!(overrides::get, overrides::put, overrides::delete))
         .routes(routes!(overrides::preview))

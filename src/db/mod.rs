@@ -9,6 +9,10 @@ use sqlx::{Row, SqlitePool};
 
 use crate::auth::Scope;
 
+mod notifications;
+
+pub use notifications::{ChannelRow, DeliveryRow, DeliveryState, NewChannel};
+
 #[derive(Clone)]
 pub struct Db {
     pool: SqlitePool,

@@ -41,10 +41,11 @@ fn required_scope(method: &Method, path: &str) -> Scope {
     }
 }
 
-/// `(name, action)` of `/api/v1/units/{name}/{action}` and `/ui/units/{name}/{action}`,
-/// for the unit actions only: another route under a unit (its override) stays admin's.
+/// `(name, action)` of `/api/v1/units/{name}/{action}`, `/ui/units/{name}/{action}` and
+/// the jobs page's `/ui/jobs/{name}/{action}`, for the unit actions only: another route
+/// under a unit (its override) stays admin's.
 fn unit_action_path(path: &str) -> Option<(&str, &str)> {
-    ["/api/v1/units/", "/ui/units/"]
+    ["/api/v1/units/", "/ui/units/", "/ui/jobs/"]
         .iter()
         .filter_map(|prefix| path.strip_prefix(prefix)?.split_once('/'))
         .find(|(name, action)| !name.is_empty() && unit_action_named(action).is_ok())
@@ -262,6 +263,14 @@ mod tests {
         assert_eq!(
             required_scope(&Method::POST, "/ui/units/a.service/stop"),
             Scope::Operate
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/ui/jobs/a.service/start"),
+            Scope::Operate
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/ui/notifications/channels"),
+            Scope::Admin
         );
         assert_eq!(
             required_scope(&Method::POST, "/api/v1/unit-files"),

@@ -173,11 +173,13 @@ fn interval(spec: &HealthSpec) -> Duration {
 
 /// Records a probe result; restarts the unit when it crossed the failure threshold.
 async fn finish(state: &Services, unit: &str, result: Result<(), String>) {
+    let before;
     let restart = {
         let mut checks = state.health.checks.lock().unwrap();
         let Some(check) = checks.get_mut(unit) else {
             return;
         };
+        before = Some(check.info.status);
         check.running = false;
         check.next_due = Instant::now() + interval(&check.spec);
         check.info.last_checked = Some(crate::db::now_rfc3339());
@@ -214,13 +216,20 @@ async fn finish(state: &Services, unit: &str, result: Result<(), String>) {
             }
         }
     };
-    let status = state
+    let (status, error) = state
         .health
         .checks
         .lock()
         .unwrap()
         .get(unit)
-        .map(|c| c.info.status);
+        .map(|c| (Some(c.info.status), c.info.last_error.clone()))
+        .unwrap_or_default();
+    // Each turn of a check's verdict is a notification event (unhealthy, recovered).
+    if status != before
+        && let Some(status) = status
+    {
+        state.health_changed(unit, status, error.as_deref());
+    }
     state.systemd.set_health(unit, status);
     if restart {
         let principal = Principal {

@@ -12,15 +12,21 @@
 //! - `health`: HTTP/TCP probes of the units unitdeck created, restarts after failures;
 //! - `unit_files`: creating, changing, rolling back and deleting unit files, and putting
 //!   them back after a crash or a recreated container;
+//! - `runs`: a unit's runs (journal, systemd and what unitdeck saw start them), and the
+//!   jobs (timers) with their last runs;
+//! - `notifications`: channels, the events they get (failures, restart loops,
+//!   unhealthy units, failed jobs, recoveries) and their delivery.
 //! - `overrides`: every unit's files as systemd reads them, and overrides (one drop-in
 //!   unitdeck owns) of the units it did not create, with revisions, put back the same way.
 
 mod access;
 pub mod health;
 pub mod logs;
+pub mod notifications;
 pub mod overrides;
 mod pins;
 mod ports;
+pub mod runs;
 pub mod unit_files;
 mod units;
 
@@ -38,6 +44,7 @@ use crate::auth::{LoginLimiter, PasswordVerifier, Principal};
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
+use crate::notify::Poster;
 use crate::ports::PortScanner;
 use crate::systemd::Systemd;
 use crate::systemd::journal::JournalHub;
@@ -57,6 +64,7 @@ pub struct Services {
     health: health::HealthChecks,
     /// Remembers socket holders between port scans (see `ports::PortScanner`).
     port_scanner: Arc<Mutex<PortScanner>>,
+    notifier: Arc<notifications::Notifier>,
     pins: pins::Pins,
 }
 
@@ -92,6 +100,7 @@ impl Services {
         let systemd = Systemd::start(config.bus_address.clone(), own_unit());
         systemd.set_managed(unit_files::managed_names(&db).await?);
         let services = Self {
+            notifier: Arc::new(notifications::Notifier::new(Poster::new(config.listen))),
             config: Arc::new(config),
             db,
             systemd,
@@ -130,6 +139,7 @@ impl Services {
                 .await
                 .expect("a password");
         Self {
+            notifier: Arc::new(notifications::Notifier::new(Poster::new(config.listen))),
             config: Arc::new(config),
             db,
             systemd: Systemd::stand_in(units),
@@ -143,10 +153,12 @@ impl Services {
         }
     }
 
-    /// The background work of a serving unitdeck: health probes, and a first port scan
-    /// (~30 ms at 1,000 listeners) so the first page that shows ports gets a cheap one.
+    /// The background work of a serving unitdeck: health probes, notifications, and a
+    /// first port scan (~30 ms at 1,000 listeners) so the first page that shows ports gets
+    /// a cheap one.
     pub fn spawn_background(&self) {
         health::spawn(self.clone());
+        self.spawn_notifications();
         let warm = self.clone();
         tokio::spawn(async move {
             let _ = warm.listeners().await;

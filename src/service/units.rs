@@ -86,7 +86,7 @@ impl Services {
     }
 
     /// An empty cache because the bus never answered is an outage, not "no units".
-    fn require_bus_seen(&self) -> AppResult<()> {
+    pub(super) fn require_bus_seen(&self) -> AppResult<()> {
         if !self.systemd.is_connected() && self.systemd.unit_count() == 0 {
             return Err(SystemdError::Disconnected(
                 self.systemd

@@ -45,10 +45,19 @@ impl Systemd {
         // after this process has exited, and this process lets its open requests
         // finish before it exits. Answer with the queued job instead.
         let wait = wait && self.own_unit() != Some(id);
+        // Its run is a manual one (`transitions`): noted before systemd can start it.
+        let starts = matches!(action, UnitAction::Start | UnitAction::Restart);
+        if starts {
+            self.note_own_start(id);
+        }
         let job = self
             .bus()?
             .run_action(id, action, wait, self.job_results())
-            .await?;
+            .await;
+        if starts {
+            self.note_own_job(id, job.as_ref().ok().and_then(|j| j.id));
+        }
+        let job = job?;
         match self.refresh_unit(id).await {
             Ok(_) => {}
             // A unit whose file is gone is unloaded once reset: its last known state.

@@ -15,6 +15,7 @@ use super::names::unit_type;
 use super::props::{
     PropertyMap, Stamp, UnitRecord, calendar_specs, exec_argv, string, strings, u64_of,
 };
+use super::transitions::{OwnStarts, UnitChange};
 use super::watcher::FillNotes;
 use super::{Health, SystemdError, TimerInfo, UnitDetail, UnitSummary, format_usec};
 
@@ -79,6 +80,13 @@ pub(super) struct Inner {
     /// Units taken out of the cache lately, with the removal's stamp and when: a read
     /// answered before the removal (a fill's, a detail page's) must not bring one back.
     pub(super) removed: Mutex<HashMap<String, (Stamp, Instant)>>,
+    /// Typed changes for the domain (`transitions`).
+    pub(super) changes: broadcast::Sender<UnitChange>,
+    /// Starts unitdeck asked for itself (their runs are manual).
+    pub(super) own_starts: Mutex<OwnStarts>,
+    /// Units systemd just loaded that the cache did not hold, while they are read: what
+    /// the read finds happened after they were loaded (`transitions`).
+    pub(super) new_units: Mutex<HashSet<String>>,
 }
 
 /// One memory/CPU reading of a unit.
@@ -155,6 +163,9 @@ impl Systemd {
                 generation: AtomicU64::new(0),
                 filling: Mutex::new(None),
                 removed: Mutex::new(HashMap::new()),
+                changes: broadcast::channel(4096).0,
+                own_starts: Mutex::new(OwnStarts::default()),
+                new_units: Mutex::new(HashSet::new()),
             }),
         }
     }
@@ -314,18 +325,9 @@ impl Systemd {
 
     /// Everything `GET /api/v1/units/{name}` shows; one GetAll per interface.
     pub async fn detail(&self, name: &str) -> Result<UnitDetail, SystemdError> {
-        let bus = self.bus()?;
-        let path = bus.load_unit(name).await?;
-        let (unit_props, type_props, stamp) = bus.unit_properties(path.as_str(), name).await?;
-        if string_prop(&unit_props, "LoadState").as_deref() == Some("not-found") {
-            return Err(SystemdError::NoSuchUnit(name.to_string()));
-        }
         // An alias shows (and is cached as) the unit it stands for.
-        let id = string_prop(&unit_props, "Id").unwrap_or_else(|| name.to_string());
-        let name = id.as_str();
-        let record = self
-            .store(name, &unit_props, &type_props, stamp.as_ref())
-            .ok_or_else(|| SystemdError::NoSuchUnit(name.to_string()))?;
+        let (record, unit_props, type_props) = self.read_full(name).await?;
+        let name = record.name.as_str();
         let summary = self.summary_of(&record);
         let list = |key: &str| unit_props.get(key).map(strings).unwrap_or_default();
         let timer = (unit_type(name) == "timer").then(|| TimerInfo {
@@ -425,7 +427,7 @@ impl Systemd {
         b: &PropertyMap,
         stamp: Option<&Stamp>,
     ) -> Option<UnitRecord> {
-        let (record, changed) = {
+        let (record, changed, found) = {
             let mut units = self.inner.units.write().unwrap();
             // Checked under the lock the removal takes (`on_unit_removed`): a read
             // answered before it and stored after it brought the unit back. Not for a unit
@@ -448,8 +450,14 @@ impl Systemd {
             let applied = record.apply_stamped(&[a, b], stamp);
             record.seen = generation;
             let shown = applied && record.is_read() && visible_change(&before, record);
-            (record.clone(), shown)
+            let found = if applied {
+                self.detect(&mut units, name, &before)
+            } else {
+                Vec::new()
+            };
+            (units.get(name)?.clone(), shown, found)
         };
+        self.announce(found);
         if changed {
             let _ = self
                 .inner

@@ -317,12 +317,15 @@ impl Bus {
     /// A few of a service's properties (those of a summary: [`SERVICE_FIELDS`]), without
     /// the 250-property GetAll.
     pub async fn service_fields(&self, path: &str, keys: &[&str]) -> PropertyMap {
+        self.fields(path, "org.freedesktop.systemd1.Service", keys)
+            .await
+    }
+
+    /// A few properties of one interface, one Get each (unreadable ones are left out).
+    pub async fn fields(&self, path: &str, interface: &str, keys: &[&str]) -> PropertyMap {
         let mut map = PropertyMap::new();
         for key in keys {
-            if let Ok(value) = self
-                .get(path, "org.freedesktop.systemd1.Service", key)
-                .await
-            {
+            if let Ok(value) = self.get(path, interface, key).await {
                 map.insert(key.to_string(), value);
             }
         }

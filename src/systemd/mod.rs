@@ -1,17 +1,23 @@
 //! Everything that speaks to systemd. Only this module imports zbus.
 //!
 //! - `manager`: the bus connection and the Manager calls (list, load, actions, reload).
-//! - `watch`: the signal-driven unit cache that requests read.
-//! - `journal`: the journalctl followers behind the log streams.
+//! - `cache`, `watcher`, `stats`: the signal-driven unit cache that requests read.
+//! - `transitions`: typed changes found in what the signals store (failures, restarts,
+//!   runs and their triggers).
+//! - `jobs`: timers (schedule, next and last elapse) and how a unit's runs began and ended.
+//! - `journal`: the journalctl readers and followers behind the log streams, and the
+//!   runs of a unit as PID 1 logged them.
 
 mod actions;
 mod cache;
 mod guard;
+mod jobs;
 pub mod journal;
 mod manager;
 pub mod names;
 mod props;
 mod stats;
+mod transitions;
 mod watcher;
 
 use serde::Serialize;
@@ -19,7 +25,9 @@ use utoipa::ToSchema;
 
 pub use cache::{Sample, Systemd, UnitEvent, UnitFilter, is_at_rest};
 pub use guard::Resolved;
+pub use jobs::{EndedRun, Starter, TimerState};
 pub use manager::{ActionOutcome, JOB_WAIT, JobInfo, JobResult, UnitAction};
+pub use transitions::{FAILURE_DEBOUNCE, Trigger, UnitChange, UnitMoment};
 
 /// Health of a managed unit as the probes see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]

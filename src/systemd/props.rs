@@ -26,6 +26,22 @@ pub struct UnitRecord {
     pub active_since: Option<String>,
     pub n_restarts: Option<u32>,
     pub invocation_id: Option<String>,
+    /// Whether InvocationID was ever told (None then means "never started").
+    pub invocation_known: bool,
+    /// StateChangeTimestamp: when the active state last changed (µs since the epoch).
+    pub state_change_usec: Option<u64>,
+    /// The service's `Result` (`success`, `exit-code`, ...; a timer's too).
+    pub result: Option<String>,
+    /// How the main process ended (ExecMainCode: 1 exited, 2 killed, 3 dumped) and its
+    /// status (the exit code, or the signal's number).
+    pub exec_main_code: Option<i32>,
+    pub exec_main_status: Option<i32>,
+    /// The job systemd runs on the unit now (`Job`), if any.
+    pub job_id: Option<u32>,
+    /// A timer's LastTriggerUSec (µs since the epoch).
+    pub last_trigger_usec: Option<u64>,
+    /// The units this one starts (a timer's service).
+    pub triggers: Vec<String>,
     /// The systemd connection (unique bus name) the serials below come from.
     sender: Option<String>,
     /// Per field of [`KEYS`], the serial of the message its value came from (0: none).
@@ -34,10 +50,23 @@ pub struct UnitRecord {
     pub seen: u64,
     /// Whether `fragment_path` comes from a read (ListUnits does not have it).
     pub fragment_known: bool,
+    /// What the watcher knows of the run in progress (`transitions`).
+    pub run: RunNotes,
+}
+
+/// What the watcher noted about a unit's runs, beyond systemd's properties.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunNotes {
+    /// What started the run of the current InvocationID, when the watcher saw it start.
+    pub trigger: Option<super::Trigger>,
+    /// The StateChangeTimestamp of the failure last reported (reported once).
+    pub failure_reported: Option<u64>,
+    /// A timer's LastTriggerUSec that a run of its service was attributed to already.
+    pub trigger_claimed: Option<u64>,
 }
 
 /// The properties a record keeps, by their D-Bus names.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 19] = [
     "Description",
     "LoadState",
     "ActiveState",
@@ -50,6 +79,13 @@ const KEYS: [&str; 12] = [
     "NRestarts",
     "MemoryCurrent",
     "CPUUsageNSec",
+    "StateChangeTimestamp",
+    "Result",
+    "ExecMainCode",
+    "ExecMainStatus",
+    "Job",
+    "LastTriggerUSec",
+    "Triggers",
 ];
 
 /// Where a piece of unit data came from: systemd's unique bus name and the serial
@@ -147,11 +183,21 @@ impl UnitRecord {
                 self.fragment_known = true;
             }
             "ActiveEnterTimestamp" => self.active_since = u64_of(value).and_then(format_usec),
-            "InvocationID" => self.invocation_id = invocation_id(value),
+            "InvocationID" => {
+                self.invocation_id = invocation_id(value);
+                self.invocation_known = true;
+            }
             "MainPID" => self.main_pid = u32_of(value).filter(|pid| *pid != 0),
             "NRestarts" => self.n_restarts = u32_of(value),
             "MemoryCurrent" => self.memory_bytes = u64_of(value).filter(|v| *v != u64::MAX),
             "CPUUsageNSec" => self.cpu_usage_ns = u64_of(value).filter(|v| *v != u64::MAX),
+            "StateChangeTimestamp" => self.state_change_usec = u64_of(value).filter(|v| *v != 0),
+            "Result" => self.result = string(value),
+            "ExecMainCode" => self.exec_main_code = i32_of(value),
+            "ExecMainStatus" => self.exec_main_status = i32_of(value),
+            "Job" => self.job_id = job_id(value),
+            "LastTriggerUSec" => self.last_trigger_usec = u64_of(value).filter(|v| *v != 0),
+            "Triggers" => self.triggers = strings(value),
             _ => {}
         }
     }
@@ -169,6 +215,20 @@ pub fn u64_of(value: &OwnedVariant) -> Option<u64> {
 
 pub fn u32_of(value: &OwnedVariant) -> Option<u32> {
     u32::try_from(value.try_clone().ok()?).ok()
+}
+
+pub fn i32_of(value: &OwnedVariant) -> Option<i32> {
+    i32::try_from(value.try_clone().ok()?).ok()
+}
+
+pub fn bool_of(value: &OwnedVariant) -> Option<bool> {
+    bool::try_from(value.try_clone().ok()?).ok()
+}
+
+/// `Job` is `(uo)`: the job's id and object path; id 0 is no job.
+fn job_id(value: &OwnedVariant) -> Option<u32> {
+    let (id, _path) = <(u32, zbus::OwnedObjectPath)>::try_from(value.try_clone().ok()?).ok()?;
+    (id != 0).then_some(id)
 }
 
 pub fn strings(value: &OwnedVariant) -> Vec<String> {
@@ -207,6 +267,18 @@ pub fn calendar_specs(value: &OwnedVariant) -> Vec<String> {
         .unwrap_or_default()
         .into_iter()
         .map(|(_base, spec, _next)| spec)
+        .collect()
+}
+
+/// TimersMonotonic: a(stt) → (setting, µs), e.g. `("OnBootUSec", 900000000)`.
+pub fn monotonic_specs(value: &OwnedVariant) -> Vec<(String, u64)> {
+    value
+        .try_clone()
+        .ok()
+        .and_then(|v| Vec::<(String, u64, u64)>::try_from(v).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(base, usec, _next)| (base, usec))
         .collect()
 }
 

@@ -249,7 +249,11 @@ impl Systemd {
         if exists && !undecided {
             return;
         }
+        if !exists {
+            self.inner.new_units.lock().unwrap().insert(name.clone());
+        }
         let stored = self.load_into_cache(bus, &name).await;
+        self.inner.new_units.lock().unwrap().remove(&name);
         if undecided
             && !stored
             && let Some(notes) = self.inner.filling.lock().unwrap().as_mut()
@@ -581,7 +585,16 @@ async fn fetch_unit(bus: &Bus, name: &str) -> Result<Option<UnitRead>, SystemdEr
     if string_prop(&unit, "LoadState").as_deref() == Some("not-found") {
         return Ok(None);
     }
-    let service = if unit_type(name) != "service" {
+    let service = if unit_type(name) == "timer" {
+        // Which run of its service a trigger started (`transitions`), also for a
+        // trigger from before unitdeck started.
+        bus.fields(
+            &path,
+            "org.freedesktop.systemd1.Timer",
+            &["LastTriggerUSec"],
+        )
+        .await
+    } else if unit_type(name) != "service" {
         PropertyMap::new()
     } else if is_at_rest(string_prop(&unit, "ActiveState").as_deref()) {
         // Most services: a third of the calls of a running one.

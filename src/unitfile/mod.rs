@@ -6,7 +6,8 @@
 //! ([`syntax`]: effective settings, secrets hidden) and systemd's own list of directives
 //! ([`directives`]); and the file system side
 //! ([`install`]: `systemd-analyze verify` and `calendar` in a private directory, atomic
-//! writes with the change's intent recorded first, drop-ins that would apply). The
+//! writes with the change's intent recorded first, drop-ins that would apply), and a
+//! timer's schedule as its files write it ([`timers`]). The
 //! operations that put them together, with systemd and the database, are
 //! `service::unit_files`.
 //!
@@ -25,6 +26,7 @@ pub mod render;
 pub mod shell;
 pub mod spec;
 pub mod syntax;
+pub mod timers;
 pub mod validate;
 
 pub use install::VerifyReport;

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::notifications::NotificationsSection;
 use super::pages::{Chrome, with_toast};
 use crate::auth::{Principal, Scope};
 use crate::error::AppError;
@@ -25,7 +26,7 @@ const AUDIT_PAGE: u32 = 50;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "settings.html")]
-struct SettingsPage {
+pub(super) struct SettingsPage {
     chrome: Chrome,
     tokens: Vec<Token>,
     /// A token just created: its secret is shown this once.
@@ -37,11 +38,13 @@ struct SettingsPage {
     scope_error: Option<String>,
     /// The TLS certificate's SHA-256, when unitdeck serves HTTPS.
     tls_fingerprint: Option<String>,
+    pub(super) notifications: NotificationsSection,
 }
 
 impl SettingsPage {
-    async fn load(state: &AppState) -> Result<Self, PageError> {
+    pub(super) async fn load(state: &AppState, principal: &Principal) -> Result<Self, PageError> {
         Ok(Self {
+            notifications: NotificationsSection::load(state, principal).await?,
             chrome: Chrome::new("settings"),
             tokens: state.services.list_tokens().await?,
             created: None,
@@ -62,8 +65,13 @@ impl SettingsPage {
     }
 }
 
-pub async fn settings(State(state): State<AppState>) -> Result<Response, PageError> {
-    Ok(SettingsPage::load(&state).await?.into_response())
+pub async fn settings(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Response, PageError> {
+    Ok(SettingsPage::load(&state, &principal)
+        .await?
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -81,7 +89,7 @@ pub async fn create_token(
     principal: Principal,
     Form(form): Form<TokenForm>,
 ) -> Result<Response, PageError> {
-    let mut page = SettingsPage::load(&state).await?;
+    let mut page = SettingsPage::load(&state, &principal).await?;
     page.name = form.name.clone();
     page.scope = form.scope.clone();
     let scope = match form.scope.parse::<Scope>() {
@@ -126,7 +134,7 @@ pub async fn revoke_token(
 ) -> Result<Response, PageError> {
     state.services.revoke_token(&principal, id).await?;
     if headers.contains_key("hx-request") {
-        let page = SettingsPage::load(&state).await?;
+        let page = SettingsPage::load(&state, &principal).await?;
         Ok(with_toast(page.into_response(), true, "Token revoked"))
     } else {
         Ok(redirect("/settings").into_response())

@@ -2,7 +2,9 @@
 
 mod admin;
 mod assets;
+mod jobs;
 mod logs;
+mod notifications;
 mod pages;
 mod ports;
 mod unit_form;
@@ -70,4 +72,27 @@ pub fn router() -> Router<AppState> {
         .route("/static/{*path}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))
         .route("/ports", get(ports::ports_page))
+        .route("/jobs", get(jobs::jobs_page))
+        .route("/ui/jobs", get(jobs::job_rows))
+        .route("/ui/jobs/events", get(jobs::job_events))
+        .route("/ui/jobs/{name}/{action}", post(jobs::job_action))
+        .route("/ui/units/{name}/runs", get(jobs::unit_runs))
+        .route("/notifications", get(notifications::deliveries_page))
+        .route(
+            "/ui/notifications/channels",
+            post(notifications::create_channel),
+        )
+        .route(
+            "/ui/notifications/channels/{id}/test",
+            post(notifications::test_channel),
+        )
+        .route(
+            "/ui/notifications/channels/{id}/toggle",
+            post(notifications::toggle_channel),
+        )
+        .route(
+            "/ui/notifications/channels/{id}/delete",
+            post(notifications::delete_channel),
+        )
+        .route("/ui/alerts", get(notifications::alerts))
 }

@@ -63,6 +63,12 @@ pub const NAV: &[NavItem] = &[
         tab: true,
     },
     NavItem {
+        key: "jobs",
+        href: "jobs",
+        label: "Jobs",
+        tab: true,
+    },
+    NavItem {
         key: "logs",
         href: "logs",
         label: "Logs",
@@ -366,8 +372,18 @@ struct UnitPage {
     resources: String,
     /// Said once after a redirect (a change saved, but its unit did not start).
     notice: Option<String>,
+    /// The run whose logs are shown (`?invocation=`), else all of them.
+    run: Option<String>,
     /// What systemd reads for it, in its order.
     sources: Vec<SourceView>,
+}
+
+/// Lines of a run that has ended, on the unit page.
+const RUN_LOG_LINES: usize = 1000;
+
+#[derive(Deserialize)]
+pub struct UnitPageQuery {
+    invocation: Option<String>,
 }
 
 /// One file of a unit as its page shows it.
@@ -403,10 +419,17 @@ pub async fn unit_page(
     State(state): State<AppState>,
     principal: Principal,
     Path(name): Path<String>,
+    Query(q): Query<UnitPageQuery>,
     headers: HeaderMap,
     request: super::logs::ViewRequest,
 ) -> Result<Response, PageError> {
     let d = state.services.unit_detail(&name).await?;
+    // `?invocation=`: the log view of that run (a notification's link, the runs strip, a
+    // line of the explorer); the panel checks it.
+    let run = q
+        .invocation
+        .filter(|i| !i.is_empty())
+        .map(|i| i.to_ascii_lowercase());
     let (log_controls, log_view) = request.unit_panel(&state, &d).await?;
     // Environment values are an admin's to see.
     let sources = state
@@ -437,6 +460,22 @@ pub async fn unit_page(
         ("Required by", link(&d.required_by)),
         ("Wanted by", link(&d.wanted_by)),
     ];
+    // A run that has ended: its lines, also those journald could not tie to it; a run
+    // that goes on (or the unit's whole log): the panel as the URL asks.
+    let ended = match &run {
+        Some(invocation) => state
+            .services
+            .run_log(&d.summary.name, invocation, RUN_LOG_LINES)
+            .await?
+            .map(|entries| super::jobs::RunLog::new(&d.summary.name, invocation, &entries)),
+        None => None,
+    };
+    let log_view = match ended {
+        Some(run_log) => run_log
+            .render()
+            .map_err(|e| PageError::from(AppError::internal(e)))?,
+        None => log_view,
+    };
     let resources = resources(&state, &d.summary)
         .render()
         .map_err(|e| PageError::from(AppError::internal(e)))?;
@@ -452,6 +491,7 @@ pub async fn unit_page(
             .map(|argv| shell_quote_argv(argv))
             .collect(),
         relations,
+        run,
         d,
         notice,
         sources,
@@ -726,7 +766,7 @@ async fn changed(tx: &tokio::sync::mpsc::Sender<Event>, unit: &str) -> bool {
         .is_ok()
 }
 
-fn digest_of(html: &str) -> u64 {
+pub(super) fn digest_of(html: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     html.hash(&mut hasher);

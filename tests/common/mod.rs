@@ -10,6 +10,7 @@
 pub mod browser;
 pub mod memory;
 pub mod proxy;
+pub mod receiver;
 pub mod sse;
 
 use serde_json::{Value, json};

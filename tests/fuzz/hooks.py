@@ -16,7 +16,9 @@ rewritten into the same request for something that does not exist, whose answer 
 - a change of the override of one of the container's own units (PUT, DELETE, rollback):
   a memory limit or a new command on a system service is not what is under test. The
   protected ones go through (unitdeck refuses them: 409), so do previews;
-- revoking the fuzzer's own token: every later request would be a 401.
+- revoking the fuzzer's own token: every later request would be a 401;
+- a notification channel's URL: its host and port become 127.0.0.1:9 (nothing listens
+  there), so that neither a test message nor a notification leaves the machine.
 
 Every failure the checks find stands (a log filter `grep` is text since a `(` in it, a
 refused PCRE2 pattern then, failed the positive_data_acceptance check).
@@ -29,7 +31,7 @@ the fuzzer's token.
 
 import json
 import os
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import schemathesis
 
@@ -74,12 +76,29 @@ def as_int(value):
         return None
 
 
+# Where channels made by the fuzzer post: this machine, a port nothing listens on.
+LOCAL_SINK = "127.0.0.1:9"
+
+
+def kept_local(url):
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return url
+    return urlunsplit(("http", LOCAL_SINK, parts.path, parts.query, parts.fragment))
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
+    method, path = case.method.upper(), case.operation.path
+    body = case.body if isinstance(case.body, dict) else None
+    if path.startswith("/api/v1/notifications/channels") and body and isinstance(body.get("url"), str):
+        body["url"] = kept_local(body["url"])
     params = case.path_parameters
     if not params:
         return
-    method, path = case.method.upper(), case.operation.path
     if method == "POST" and path == "/api/v1/units/{name}/{action}":
         name, action = params.get("name"), params.get("action")
         if not isinstance(name, str) or not is_system_unit(name):

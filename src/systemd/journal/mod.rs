@@ -38,6 +38,7 @@ mod entry;
 mod follow;
 mod pattern;
 mod read;
+mod runs;
 pub mod scan;
 mod sdjournal;
 
@@ -47,6 +48,7 @@ pub use entry::format_time;
 pub use follow::JournalHub;
 pub use pattern::{Pattern, PatternError};
 pub use read::{Start, read};
+pub use runs::{JournalRun, Restarted, run_entries, run_of, startups, unit_runs};
 
 /// Which entries to show. Every value is validated ([`check_filter`]) before it reaches
 /// journalctl or sd-journal.

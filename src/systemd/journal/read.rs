@@ -138,7 +138,16 @@ pub(super) async fn journal_tail_cursor() -> Result<Option<String>, JournalError
         "--lines=1",
     ]
     .map(String::from);
-    let output = spawn_journalctl(&args)?
+    Ok(output_of(&args)
+        .await?
+        .split(|&b| b == b'\n')
+        .find_map(|line| serde_json::from_slice::<RawEntry>(line).ok())
+        .and_then(|raw| first_text(raw.cursor)))
+}
+
+/// What a journalctl run that ends by itself (bounded by `--lines`) prints.
+pub(super) async fn output_of(args: &[String]) -> Result<Vec<u8>, JournalError> {
+    let output = spawn_journalctl(args)?
         .wait_with_output()
         .await
         .map_err(JournalError::Spawn)?;
@@ -146,9 +155,5 @@ pub(super) async fn journal_tail_cursor() -> Result<Option<String>, JournalError
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
         return Err(JournalError::Failed(stderr));
     }
-    Ok(output
-        .stdout
-        .split(|&b| b == b'\n')
-        .find_map(|line| serde_json::from_slice::<RawEntry>(line).ok())
-        .and_then(|raw| first_text(raw.cursor)))
+    Ok(output.stdout)
 }

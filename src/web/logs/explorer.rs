@@ -285,10 +285,7 @@ fn bars(summary: &LogSummary, current: &QueryState) -> Vec<Bar> {
                 })
                 .collect();
             Bar {
-                href: zoom
-                    .with("since", &since)
-                    .with("until", &until)
-                    .url("logs"),
+                href: zoom.with("since", &since).with("until", &until).url("logs"),
                 title: format!(
                     "{}–{} UTC: {total} entries, {severe} errors or worse",
                     clock(start, days),

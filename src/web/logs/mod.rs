@@ -120,7 +120,7 @@ struct LogLine<'a> {
     parts: Vec<(&'a str, bool)>,
 }
 
-fn render_line(e: &LogEntry, show_unit: bool, highlight: Option<&Pattern>) -> String {
+pub(super) fn render_line(e: &LogEntry, show_unit: bool, highlight: Option<&Pattern>) -> String {
     let clock = e.time.get(11..23).unwrap_or(&e.time);
     let who = match (&e.identifier, e.pid) {
         (Some(id), Some(pid)) => format!("{id}[{pid}]"),
