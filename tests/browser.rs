@@ -99,6 +99,14 @@ async fn check_page(b: &Browser, name: &str) {
             tiny.is_empty(),
             "{name}: text under 12 px on a phone: {tiny:#?}"
         );
+        let tab_rows = b
+            .js(
+                "const t = document.querySelector('.tabbar'); \
+                 return t ? new Set([...t.children].map(c => Math.round(c.getBoundingClientRect().top))).size : 1",
+                vec![],
+            )
+            .await;
+        assert_eq!(tab_rows, json!(1), "{name}: the tab bar wraps to more rows");
     }
     let faint = b.low_contrast().await;
     assert!(faint.is_empty(), "{name}: text hard to read: {faint:#?}");

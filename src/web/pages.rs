@@ -84,7 +84,7 @@ pub const NAV: &[NavItem] = &[
         key: "new",
         href: "units/new",
         label: "New unit",
-        tab: true,
+        tab: false,
     },
     NavItem {
         key: "audit",
