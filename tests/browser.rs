@@ -1006,13 +1006,16 @@ async fn flows(screen: Screen, via: Option<Prefix>) {
             .await;
         panic!("the jobs page never showed the failed run:\n{html}");
     }
-    let text = b
-        .find(&format!("{row} .run-failed"))
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(text.contains("exit status 3"), "{text}");
+    // Read in the page in one step: the live stream may swap the row at any moment.
+    b.wait_js(
+        "the failed run's exit status",
+        WAIT,
+        &format!(
+            "const e = document.querySelector({}); return !!e && e.textContent.includes('exit status 3')",
+            json!(format!("{row} .run-failed"))
+        ),
+    )
+    .await;
     check_page(&b, "jobs").await;
     b.click(&format!("{row} .runs a.run")).await;
     b.wait_js(
