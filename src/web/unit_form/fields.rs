@@ -667,17 +667,19 @@ pub(super) fn error_line_slots(page: &str) -> Vec<String> {
     slots
 }
 
+/// A form's fields as a browser posts them (for the form tests).
+#[cfg(test)]
+pub(super) fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn form_fields_become_a_spec() {

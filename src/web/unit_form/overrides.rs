@@ -38,6 +38,36 @@ struct Field {
     read: fn(&str, &mut OverrideSpec) -> Result<(), String>,
 }
 
+/// An optional text setting, its input named as the spec field.
+macro_rules! text_field {
+    ($name:ident) => {
+        Field {
+            name: stringify!($name),
+            spec_field: stringify!($name),
+            show: |s| s.$name.clone().unwrap_or_default(),
+            read: |t, s| {
+                s.$name = optional(t);
+                Ok(())
+            },
+        }
+    };
+}
+
+/// A list of unit names, typed separated by spaces.
+macro_rules! units_field {
+    ($name:ident) => {
+        Field {
+            name: stringify!($name),
+            spec_field: stringify!($name),
+            show: |s| s.$name.join(" "),
+            read: |t, s| {
+                s.$name = words(t);
+                Ok(())
+            },
+        }
+    };
+}
+
 const FIELDS: &[Field] = &[
     Field {
         name: "restart",
@@ -55,42 +85,10 @@ const FIELDS: &[Field] = &[
             }
         },
     },
-    Field {
-        name: "restart_sec",
-        spec_field: "restart_sec",
-        show: |s| s.restart_sec.clone().unwrap_or_default(),
-        read: |t, s| {
-            s.restart_sec = optional(t);
-            Ok(())
-        },
-    },
-    Field {
-        name: "timeout_stop_sec",
-        spec_field: "timeout_stop_sec",
-        show: |s| s.timeout_stop_sec.clone().unwrap_or_default(),
-        read: |t, s| {
-            s.timeout_stop_sec = optional(t);
-            Ok(())
-        },
-    },
-    Field {
-        name: "memory_max",
-        spec_field: "memory_max",
-        show: |s| s.memory_max.clone().unwrap_or_default(),
-        read: |t, s| {
-            s.memory_max = optional(t);
-            Ok(())
-        },
-    },
-    Field {
-        name: "cpu_quota",
-        spec_field: "cpu_quota",
-        show: |s| s.cpu_quota.clone().unwrap_or_default(),
-        read: |t, s| {
-            s.cpu_quota = optional(t);
-            Ok(())
-        },
-    },
+    text_field!(restart_sec),
+    text_field!(timeout_stop_sec),
+    text_field!(memory_max),
+    text_field!(cpu_quota),
     Field {
         name: "nice",
         spec_field: "nice",
@@ -100,24 +98,8 @@ const FIELDS: &[Field] = &[
             Ok(())
         },
     },
-    Field {
-        name: "after",
-        spec_field: "after",
-        show: |s| s.after.join(" "),
-        read: |t, s| {
-            s.after = words(t);
-            Ok(())
-        },
-    },
-    Field {
-        name: "wants",
-        spec_field: "wants",
-        show: |s| s.wants.join(" "),
-        read: |t, s| {
-            s.wants = words(t);
-            Ok(())
-        },
-    },
+    units_field!(after),
+    units_field!(wants),
     Field {
         name: "command",
         spec_field: "exec_start",
@@ -550,13 +532,8 @@ pub async fn override_rollback(
 
 #[cfg(test)]
 mod tests {
+    use super::super::fields::pairs;
     use super::*;
-
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn the_form_reads_into_a_spec_and_shows_it_again() {
