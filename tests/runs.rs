@@ -11,10 +11,12 @@ use std::time::Duration;
 use common::{Sandbox, eventually};
 use serde_json::{Value, json};
 
-/// A oneshot that does what /run/mixed-plan says: `EXIT PAUSE` (exit code or `kill`,
-/// seconds to sleep first). No start limit: it fails often and quickly.
+/// A oneshot that does what /run/mixed-plan says: `EXIT PAUSE` (exit code or `kill`;
+/// seconds to sleep first, or `hold`: until /run/mixed-hold is gone). No start limit: it
+/// fails often and quickly.
 const JOB: &str = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\n\
-    ExecStart=/bin/sh -c 'read code pause < /run/mixed-plan; echo run $code; sleep $pause; \
+    ExecStart=/bin/sh -c 'read code pause < /run/mixed-plan; echo run $code; \
+    case $pause in hold) while [ -e /run/mixed-hold ]; do sleep 0.05; done;; *) sleep $pause;; esac; \
     case $code in kill) kill -9 $$$$;; *) exit $code;; esac'\n";
 
 /// What systemd said of a run right after it.
@@ -179,12 +181,14 @@ async fn twenty_runs_read_back_as_systemd_recorded_them() {
         "a oneshot that remains after exit: {boot}"
     );
 
-    // A run in progress: `running`, no end, its duration so far.
-    sb.write("/run/mixed-plan", "0 3\n");
+    // A run in progress: `running`, no end, its duration so far. It lasts until the
+    // test has seen it (a fixed pause was over before a busy machine's first look).
+    sb.write("/run/mixed-plan", "0 hold\n");
+    sb.write("/run/mixed-hold", "");
     sb.sh("systemctl start --no-block mixed.service");
     let running = eventually(
         "the run shows running",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         async || {
             let runs = api
                 .get_json("/api/v1/units/mixed.service/runs?limit=1")
@@ -194,7 +198,17 @@ async fn twenty_runs_read_back_as_systemd_recorded_them() {
     )
     .await;
     assert_eq!(running["ended_at"], Value::Null);
-    assert!(running["duration_ms"].as_u64().is_some());
+    let so_far = running["duration_ms"].as_u64().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let later = api
+        .get_json("/api/v1/units/mixed.service/runs?limit=1")
+        .await;
+    assert_eq!(later[0]["result"], "running", "{later}");
+    assert!(
+        later[0]["duration_ms"].as_u64().unwrap() >= so_far + 1000,
+        "the duration so far grows: {so_far} ms, then {later}"
+    );
+    std::fs::remove_file(sb.root().join("run/mixed-hold")).unwrap();
     let done = eventually("the run ends", Duration::from_secs(15), async || {
         let runs = api
             .get_json("/api/v1/units/mixed.service/runs?limit=1")
@@ -203,5 +217,8 @@ async fn twenty_runs_read_back_as_systemd_recorded_them() {
     })
     .await;
     assert_eq!(done["invocation_id"], running["invocation_id"]);
-    assert!(done["duration_ms"].as_u64().unwrap() >= 3000);
+    assert!(
+        done["duration_ms"].as_u64().unwrap() >= so_far + 1000,
+        "{done}"
+    );
 }

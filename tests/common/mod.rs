@@ -338,11 +338,27 @@ impl Sandbox {
         out
     }
 
-    /// The environment of the unit's running main process.
+    /// The environment of the unit's running main process. A unit between its stop and
+    /// its start (a restart in progress) has no main process, or one that is exiting: it
+    /// is read again until one runs.
     pub fn process_environment(&self, unit: &str) -> Vec<String> {
-        let pid = self.show(unit, "MainPID");
-        let raw = std::fs::read(format!("/proc/{}/root/proc/{pid}/environ", self.pid))
-            .unwrap_or_else(|_| self.sh(&format!("cat /proc/{pid}/environ")).into_bytes());
+        let raw = wait_until(
+            &format!("a main process of {unit}"),
+            Duration::from_secs(15),
+            || {
+                let pid = self.show(unit, "MainPID");
+                if pid.is_empty() || pid == "0" {
+                    return None;
+                }
+                std::fs::read(format!("/proc/{}/root/proc/{pid}/environ", self.pid))
+                    .ok()
+                    .or_else(|| {
+                        let out = self.exec(&["cat", &format!("/proc/{pid}/environ")]);
+                        out.status.success().then_some(out.stdout)
+                    })
+                    .filter(|raw| !raw.is_empty())
+            },
+        );
         raw.split(|b| *b == 0)
             .filter(|s| !s.is_empty())
             .map(|s| String::from_utf8_lossy(s).into_owned())
