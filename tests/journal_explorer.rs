@@ -694,8 +694,8 @@ async fn streams_with_no_backlog_send_only_new_lines() {
         api.get("/api/v1/logs/stream?lines=0&identifier=marker")
             .await,
     );
-    // The stream is open (its first comment or the headers): write the marker now.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Its headers came after unitdeck took the journal's end: an entry written now is
+    // live, though the follower (a journalctl to spawn) may not have started yet.
     sb.sh("logger -t marker written-after");
     let ev = all.next(Duration::from_secs(10)).await.expect("the marker");
     let e: Value = serde_json::from_str(&ev.data).unwrap();

@@ -235,6 +235,13 @@ impl Services {
             }
             None => after.map(String::from),
         };
+        // Live only: from the journal's end as of this request. The follower's own start
+        // comes later (a journalctl to spawn), and an entry written in between would be
+        // neither backlog nor live.
+        let resume = match resume {
+            None if backlog == 0 => journal::journal_tail_cursor().await.ok().flatten(),
+            resume => resume,
+        };
         if !self.journal.has_room_for(&filter) {
             return Err(AppError::Unavailable(format!(
                 "{} log streams with different filters are open (one journalctl each); \

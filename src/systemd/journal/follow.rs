@@ -103,7 +103,8 @@ impl JournalHub {
     /// With `resume_after`: every entry strictly after that cursor, then live ones (a
     /// cursor journalctl rejects falls back to the backlog). Otherwise the last `backlog`
     /// entries as of the first poll, then live ones; with `backlog == 0`, every entry
-    /// written after this call. Nothing is lost or repeated at the seam, nor when the
+    /// written after the follower started (to begin earlier, pass the journal's tail
+    /// cursor of that moment as `resume_after`). Nothing is lost or repeated at the seam, nor when the
     /// viewer lags ([`StreamItem::Skipped`]) or the follower process dies. The stream ends
     /// only if journalctl keeps failing. Dropping the stream leaves; the last viewer to
     /// leave stops the follower.

@@ -127,8 +127,15 @@ pub async fn read(
     Ok(entries)
 }
 
+/// Waits until journald has written what it has received: the output a service wrote
+/// before it exited, still in journald's socket when PID 1 reports the exit (`journalctl
+/// --sync` is answered once everything queued has been processed). Needs root.
+pub async fn sync() -> Result<(), JournalError> {
+    output_of(&["--sync".to_string()]).await.map(drop)
+}
+
 /// The cursor of the newest entry in the whole journal, if any.
-pub(super) async fn journal_tail_cursor() -> Result<Option<String>, JournalError> {
+pub async fn journal_tail_cursor() -> Result<Option<String>, JournalError> {
     let args = [
         "--no-pager",
         "--quiet",
