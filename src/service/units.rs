@@ -133,8 +133,11 @@ impl Services {
         };
         // PID 1's own messages ("Failed with result ...") and the service's output
         // reach journald through different sockets: right after the job fails the
-        // output may still be in flight. Give it a moment when none is there yet (up to
-        // 2 s: on a busy machine 1 s was seen to be too short).
+        // output may still be in journald's queue. Have it written first; should that
+        // fail, give it a moment when none is there yet (up to 2 s).
+        if let Err(e) = journal::sync().await {
+            tracing::warn!(error = %e, "journalctl --sync failed");
+        }
         let own_output =
             |entries: &[LogEntry]| entries.iter().any(|e| e.pid.is_some_and(|p| p != 1));
         let mut entries = Vec::new();
