@@ -84,7 +84,9 @@ impl Systemd {
                 delay
             );
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
+            // A local socket is cheap to try: at most 2 s between tries keeps the panel
+            // back within moments of the bus (a restart of dbus or a daemon-reexec).
+            delay = (delay * 2).min(Duration::from_secs(2));
         }
     }
 
