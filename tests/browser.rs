@@ -39,9 +39,10 @@ const DEMO_ROW: &str = "#u-demo_2eservice";
 const COUNTER: &str = "counter.service";
 const APP: &str = "web-app";
 
-/// A long-running unit to stop and start.
+/// A long-running unit to stop and start. Type=exec: a start returns once the program
+/// runs, and fails when it could not (see `start_unit`).
 const DEMO_UNIT: &str = "[Unit]\nDescription=Demo sleeper for the browser tests\n\n\
-    [Service]\nExecStart=/bin/sleep infinity\n";
+    [Service]\nType=exec\nExecStart=/bin/sleep infinity\n";
 
 /// A unit that writes `line 1`, `line 2`, … twice a second.
 const COUNTER_UNIT: &str = "[Unit]\nDescription=Numbered log lines\n\n[Service]\n\
@@ -174,16 +175,20 @@ async fn assert_no_reload(b: &Browser, what: &str) {
     assert_eq!(v, json!(true), "the page reloaded during: {what}");
 }
 
-/// `systemctl start`, once more when systemd could not move the new process into the
-/// unit's cgroup (status 219/CGROUP right after a stop: a cgroup-v1 race in these
-/// containers, caught in full-suite runs; unitdeck then rightly shows the unit failed).
+/// `systemctl start` of a Type=exec unit, once more when systemd could not move the new
+/// process into the unit's cgroup (status 219/CGROUP right after a stop: a cgroup-v1 race
+/// in these containers, caught in full-suite runs; unitdeck then rightly shows the unit
+/// failed). Type=exec makes the start itself fail then, however late it shows.
 fn start_unit(sb: &Sandbox, unit: &str) {
     for _ in 0..3 {
-        sb.sh(&format!("systemctl start {unit}"));
-        std::thread::sleep(Duration::from_millis(300));
-        if sb.show(unit, "ActiveState") != "failed" || sb.show(unit, "ExecMainStatus") != "219" {
+        if sb.exec(&["systemctl", "start", unit]).status.success() {
             return;
         }
+        assert_eq!(
+            sb.show(unit, "ExecMainStatus"),
+            "219",
+            "{unit} failed to start for another reason"
+        );
         eprintln!("{unit}: 219/CGROUP from systemd, starting it again");
         sb.sh(&format!("systemctl reset-failed {unit}"));
     }
@@ -815,7 +820,7 @@ async fn flows(screen: Screen, via: Option<Prefix>) {
         b.wait_for_path("/units/counter.service").await;
         wait_log_past(&b, 0, "log lines again").await;
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < WAIT,
             "round {round} between the dashboard and a unit took {:?}",
             started.elapsed()
         );
@@ -1481,7 +1486,8 @@ async fn phone_reconnects_when_unitdeck_restarts() {
     // reload must not be lost either (the reload's answer is held back until then).
     sb.add_unit(
         "late.service",
-        "[Unit]\nDescription=Made while unitdeck was down\n[Service]\nExecStart=/bin/sleep infinity\n",
+        "[Unit]\nDescription=Made while unitdeck was down\n[Service]\nType=exec\n\
+         ExecStart=/bin/sleep infinity\n",
     );
     start_unit(&sb, "late.service");
     hold_next_reload(&b).await;
@@ -1652,10 +1658,12 @@ async fn the_banner_follows_the_streams_not_navigator_online() {
         shown - stopped,
         failed - stopping,
     );
+    // From when the stop returned (unitdeck has gone, its streams with it): how long the
+    // stop takes is systemd's, and slow on a busy machine.
     assert!(
-        shown - stopping < 2000.0,
-        "banner shown {:.0} ms after the stop",
-        shown - stopping
+        shown - stopped < 3000.0,
+        "banner shown {:.0} ms after the stop returned",
+        shown - stopped
     );
     // It stays while unitdeck is down (the browser keeps trying).
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -2071,7 +2079,9 @@ async fn explorer(screen: Screen) {
         (301..=500).collect::<Vec<_>>(),
         "the newest 200"
     );
-    for _ in 0..10 {
+    // Each scroll to the top loads one older page: as many as it takes, within WAIT.
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
         if burst_numbers(&b).await.first() == Some(&1) {
             break;
         }

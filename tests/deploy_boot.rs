@@ -581,8 +581,8 @@ fn the_dev_container_boots_its_units_in_order_and_keeps_them_running() {
     });
     sb.sh("systemctl stop difit.service && \
          systemd-run --unit=squatter python3 -m http.server --bind 127.0.0.1 4966 && \
-         for i in $(seq 50); do ss -Hltn 'sport = :4966' | grep -q . && break; sleep 0.1; done; \
-         systemctl start difit.service");
+         for i in $(seq 300); do ss -Hltn 'sport = :4966' | grep -q . && break; sleep 0.1; done; \
+         ss -Hltn 'sport = :4966' | grep -q . && systemctl start difit.service");
     wait_until(
         "difit refuses the taken port",
         Duration::from_secs(10),

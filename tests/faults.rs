@@ -915,9 +915,12 @@ async fn client_gone_during_a_unit_file_create() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_during_a_unit_action_keeps_its_audit_record() {
     let sb = Sandbox::start();
+    // Its start job runs until /run/slow-hold is gone: the kill lands while it waits.
+    sb.write("/run/slow-hold", "");
     sb.add_unit(
         "slow.service",
-        "[Service]\nExecStartPre=/bin/sleep 5\nExecStart=/bin/sleep infinity\n",
+        "[Service]\nExecStartPre=/bin/sh -c 'while [ -e /run/slow-hold ]; do sleep 0.1; done'\n\
+         ExecStart=/bin/sleep infinity\n",
     );
     let api = Arc::new(sb.login().await);
     let start = {

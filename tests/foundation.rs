@@ -317,14 +317,14 @@ async fn the_cache_follows_changes_made_outside() {
     }
     eventually(
         "outside.service active in the list",
-        Duration::from_secs(5),
+        Duration::from_secs(15),
         async || state(&api).await.filter(|s| s == "active"),
     )
     .await;
     sb.sh("systemctl stop outside.service");
     eventually(
         "outside.service inactive in the list",
-        Duration::from_secs(5),
+        Duration::from_secs(15),
         async || state(&api).await.filter(|s| s == "inactive"),
     )
     .await;
@@ -334,15 +334,19 @@ async fn the_cache_follows_changes_made_outside() {
         "[Service]\nExecStart=/bin/sleep infinity\n",
     );
     sb.sh("systemctl start later.service");
-    eventually("later.service listed", Duration::from_secs(5), async || {
-        let units: Value = api.get("/api/v1/units?q=later").await.json().await.unwrap();
-        units
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|u| u["name"] == "later.service")
-            .then_some(())
-    })
+    eventually(
+        "later.service listed",
+        Duration::from_secs(15),
+        async || {
+            let units: Value = api.get("/api/v1/units?q=later").await.json().await.unwrap();
+            units
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u["name"] == "later.service")
+                .then_some(())
+        },
+    )
     .await;
 }
 

@@ -320,7 +320,7 @@ async fn hundred_viewers_connecting_and_leaving_leak_nothing() {
         counts.reasons.lock().unwrap()
     );
     assert!(
-        connects as f64 >= VIEWERS as f64 * run.as_secs_f64() / 3.0,
+        connects as f64 >= VIEWERS as f64 * run.as_secs_f64() / 6.0,
         "the viewers really churned: {connects} streams"
     );
     assert_eq!(after.journalctl, 0);

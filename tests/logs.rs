@@ -152,6 +152,17 @@ async fn filters_priority_grep_invocation_and_bad_input() {
             .map(|e| e["message"].as_str().unwrap().to_string())
             .collect()
     };
+    // A run's output reaches the journal after the run: wait for the last line of both.
+    eventually(
+        "both runs' lines in the journal",
+        Duration::from_secs(15),
+        async || {
+            let all = messages(&api.get_json("/api/v1/units/talk.service/logs").await);
+            let last = all.iter().filter(|m| m.contains("alert(1)")).count();
+            (last == 2).then_some(())
+        },
+    )
+    .await;
     let errors = api
         .get_json("/api/v1/units/talk.service/logs?priority=3")
         .await;
@@ -479,7 +490,8 @@ async fn quiet_streams_carry_a_comment_every_15_seconds() {
     );
     let mut dashboard = SseReader::new(api.get("/ui/events?unit=quiet.service").await);
     let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_secs(17)
+    // 15 s and a margin: a busy machine can be late to the first read.
+    while started.elapsed() < Duration::from_secs(25)
         && (logs.comments == 0 || dashboard.comments == 0)
     {
         let _ = tokio::join!(

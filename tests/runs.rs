@@ -104,9 +104,11 @@ async fn twenty_runs_read_back_as_systemd_recorded_them() {
         assert_eq!(r["exit_status"], s.exit_status, "{r}");
         let ms = r["duration_ms"].as_u64().unwrap();
         // The journal's "Starting" comes just before the process, its end just after
-        // (both by the monotonic clock, as systemd's).
+        // (both by the monotonic clock, as systemd's); journald stamps an entry when it
+        // reads it, late on a busy machine. Still tight enough to catch a wrong unit (µs,
+        // s) or the wall clock.
         assert!(
-            ms + 5 >= s.duration_ms && ms <= s.duration_ms + 40,
+            ms + 100 >= s.duration_ms && ms <= s.duration_ms + 500,
             "{ms} ms against systemd's {} ms: {r}",
             s.duration_ms
         );
