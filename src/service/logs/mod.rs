@@ -235,13 +235,6 @@ impl Services {
             }
             None => after.map(String::from),
         };
-        // Live only: from the journal's end as of this request. The follower's own start
-        // comes later (a journalctl to spawn), and an entry written in between would be
-        // neither backlog nor live.
-        let resume = match resume {
-            None if backlog == 0 => journal::journal_tail_cursor().await.ok().flatten(),
-            resume => resume,
-        };
         if !self.journal.has_room_for(&filter) {
             return Err(AppError::Unavailable(format!(
                 "{} log streams with different filters are open (one journalctl each); \
@@ -249,7 +242,7 @@ impl Services {
                 journal::MAX_FOLLOWERS
             )));
         }
-        Ok(self.journal.subscribe(filter, backlog, resume))
+        Ok(self.journal.subscribe(filter, backlog, resume).await)
     }
 }
 

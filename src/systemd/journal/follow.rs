@@ -103,17 +103,24 @@ impl JournalHub {
     /// With `resume_after`: every entry strictly after that cursor, then live ones (a
     /// cursor journalctl rejects falls back to the backlog). Otherwise the last `backlog`
     /// entries as of the first poll, then live ones; with `backlog == 0`, every entry
-    /// written after the follower started (to begin earlier, pass the journal's tail
-    /// cursor of that moment as `resume_after`). Nothing is lost or repeated at the seam, nor when the
+    /// written after this call. Nothing is lost or repeated at the seam, nor when the
     /// viewer lags ([`StreamItem::Skipped`]) or the follower process dies. The stream ends
     /// only if journalctl keeps failing. Dropping the stream leaves; the last viewer to
     /// leave stops the follower.
-    pub fn subscribe(
+    pub async fn subscribe(
         &self,
         filter: LogFilter,
         backlog: usize,
         resume_after: Option<String>,
     ) -> impl Stream<Item = StreamItem> + Send + 'static {
+        // Live only: from the journal's end as of now. The follower starts later (a
+        // journalctl to spawn), and an entry written in between would be neither backlog
+        // nor live. Without that end (an empty journal, journalctl failing), from the
+        // follower's start.
+        let resume_after = match resume_after {
+            None if backlog == 0 => journal_tail_cursor().await.ok().flatten(),
+            resume => resume,
+        };
         let mut state = Viewer {
             filter,
             rx: None,
@@ -525,7 +532,7 @@ mod tests {
             priority: Some(9),
             ..crate::systemd::journal::tests::filter()
         };
-        let items: Vec<_> = hub.subscribe(bad, 10, None).collect().await;
+        let items: Vec<_> = hub.subscribe(bad, 10, None).await.collect().await;
         assert!(items.is_empty());
         assert_eq!(hub.follower_count(), 0);
         assert!(hub.inner.lock().is_empty());

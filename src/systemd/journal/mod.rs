@@ -47,7 +47,7 @@ pub use boots::{Boot, list_boots};
 pub use entry::format_time;
 pub use follow::JournalHub;
 pub use pattern::{Pattern, PatternError};
-pub use read::{Start, journal_tail_cursor, read, sync};
+pub use read::{Start, read, sync};
 pub use runs::{JournalRun, Restarted, run_entries, run_of, startups, unit_runs};
 
 /// Which entries to show. Every value is validated ([`check_filter`]) before it reaches

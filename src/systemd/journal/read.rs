@@ -135,7 +135,7 @@ pub async fn sync() -> Result<(), JournalError> {
 }
 
 /// The cursor of the newest entry in the whole journal, if any.
-pub async fn journal_tail_cursor() -> Result<Option<String>, JournalError> {
+pub(super) async fn journal_tail_cursor() -> Result<Option<String>, JournalError> {
     let args = [
         "--no-pager",
         "--quiet",
