@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::sse::{SseEvent, SseReader};
-use common::{PASSWORD, Sandbox};
+use common::{PASSWORD, Sandbox, while_exists};
 use serde_json::{Value, json};
 
 /// A unit printing `line-N` every 20 ms.
@@ -919,8 +919,10 @@ async fn kill_9_during_a_unit_action_keeps_its_audit_record() {
     sb.write("/run/slow-hold", "");
     sb.add_unit(
         "slow.service",
-        "[Service]\nExecStartPre=/bin/sh -c 'while [ -e /run/slow-hold ]; do sleep 0.1; done'\n\
-         ExecStart=/bin/sleep infinity\n",
+        &format!(
+            "[Service]\nExecStartPre={}\nExecStart=/bin/sleep infinity\n",
+            while_exists("/run/slow-hold")
+        ),
     );
     let api = Arc::new(sb.login().await);
     let start = {

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::sse::SseReader;
-use common::{Api, PASSWORD, Sandbox, audit, eventually, find_audit, problem, token};
+use common::{Api, PASSWORD, Sandbox, audit, eventually, find_audit, problem, token, while_exists};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -494,8 +494,10 @@ async fn outside_changes_arrive_on_the_events_stream() {
     // can be over before a busy machine's watcher looks.
     sb.add_unit(
         "slowstart.service",
-        "[Service]\nExecStartPre=/bin/sh -c 'while [ -e /run/slowstart-hold ]; do sleep 0.1; done'\n\
-         ExecStart=/bin/sleep infinity\n",
+        &format!(
+            "[Service]\nExecStartPre={}\nExecStart=/bin/sleep infinity\n",
+            while_exists("/run/slowstart-hold")
+        ),
     );
     sb.sh("systemctl start watched.service");
     let api = sb.login().await;
@@ -577,8 +579,10 @@ async fn outside_changes_arrive_on_the_events_stream() {
     // Units that go away are announced: a transient unit once it has ended, and a unit
     // whose file was deleted before a daemon-reload. The transient one runs until the
     // test has seen it: once ended it is gone, and a late watcher would never see it.
-    sb.sh("touch /run/blip-hold && systemd-run --unit=blip.service \
-         /bin/sh -c 'while [ -e /run/blip-hold ]; do sleep 0.1; done'");
+    sb.sh(&format!(
+        "touch /run/blip-hold && systemd-run --unit=blip.service {}",
+        while_exists("/run/blip-hold")
+    ));
     let named = |kind: &'static str, name: &'static str| {
         move |event: &str, data: &Value| event == kind && data["name"] == name
     };

@@ -677,6 +677,13 @@ pub async fn eventually<T>(
     }
 }
 
+/// A command that runs until `file` is gone: for a state the test must see while it
+/// lasts (a start job, a transient unit), which a fixed pause can end before a busy
+/// machine looks. Create the file first; remove it to let the command end.
+pub fn while_exists(file: &str) -> String {
+    format!("/bin/sh -c 'while [ -e {file} ]; do sleep 0.1; done'")
+}
+
 /// Polls `check` (every 100 ms) until it returns Some, or panics with `what` after
 /// `timeout`; the blocking twin of [`eventually`].
 pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
